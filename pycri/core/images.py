@@ -1,0 +1,87 @@
+"""Image references: parse and normalise them the way Docker and containerd do.
+
+``busybox`` means ``docker.io/library/busybox:latest``; a reference with a
+digest drops its tag (as containerd's ParseDockerRef does). Image ids
+(``sha256:<64 hex>``, or a bare prefix of at least 12 hex digits) name an
+image already in the store and are accepted where an image is looked up,
+never for a pull.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pycri.errors import InvalidArgumentError
+
+__all__ = ["ImageReference", "is_image_id", "normalize_reference", "parse_reference"]
+
+DEFAULT_DOMAIN = "docker.io"
+_ALNUM = r"[a-z0-9]+"
+_SEPARATOR = r"(?:[._]|__|[-]+)"
+_PATH_COMPONENT = rf"{_ALNUM}(?:{_SEPARATOR}{_ALNUM})*"
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*(?::[0-9]+)?"
+_TAG = r"[\w][\w.-]{0,127}"
+_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
+_REFERENCE = re.compile(
+    rf"^(?P<name>(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)"
+    rf"(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?$"
+)
+_ID = re.compile(r"^(?:sha256:)?[0-9a-f]{12,64}$")
+_MAX_NAME = 255
+
+
+@dataclass(frozen=True)
+class ImageReference:
+    domain: str
+    path: str
+    tag: str | None
+    digest: str | None
+
+    @property
+    def repository(self) -> str:
+        return f"{self.domain}/{self.path}"
+
+    def __str__(self) -> str:
+        if self.digest:
+            return f"{self.repository}@{self.digest}"
+        return f"{self.repository}:{self.tag or 'latest'}"
+
+
+def is_image_id(text: str) -> bool:
+    return bool(_ID.match(text))
+
+
+def parse_reference(text: str) -> ImageReference:
+    """Parse ``text``; InvalidArgumentError says what is wrong with it."""
+    if not text:
+        raise InvalidArgumentError("image reference is empty")
+    if text != text.strip():
+        raise InvalidArgumentError(f"image reference {text!r} has surrounding whitespace")
+    match = _REFERENCE.match(text)
+    if match is None:
+        raise InvalidArgumentError(
+            f"invalid image reference {text!r}: expected [registry/]repository[:tag][@digest] "
+            "with a lower-case repository"
+        )
+    name = match["name"]
+    if len(name) > _MAX_NAME:
+        raise InvalidArgumentError(f"image repository name is longer than {_MAX_NAME} characters")
+    first, _, rest = name.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        domain, path = first, rest
+    else:
+        domain, path = DEFAULT_DOMAIN, name
+    if domain == DEFAULT_DOMAIN and "/" not in path:
+        path = f"library/{path}"
+    digest = match["digest"]
+    tag = None if digest else (match["tag"] or "latest")
+    return ImageReference(domain=domain, path=path, tag=tag, digest=digest)
+
+
+def normalize_reference(text: str) -> str:
+    """``busybox`` -> ``docker.io/library/busybox:latest``; ids are returned as they are."""
+    if is_image_id(text):
+        return text
+    return str(parse_reference(text))

@@ -1,0 +1,32 @@
+"""Facts about the host that engine shims need to build containers that really start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["CAPABILITY_NAMES", "bounding_capabilities"]
+
+# Index = capability number (linux/capability.h).
+CAPABILITY_NAMES = (
+    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID",
+    "SETUID", "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST",
+    "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO",
+    "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
+    "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE",
+    "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM",
+    "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
+)  # fmt: skip
+
+
+def bounding_capabilities(status_file: str = "/proc/self/status") -> list[str]:
+    """The capabilities this process may grant (its bounding set), by name.
+
+    A "privileged" container asks for every capability; on hosts whose
+    bounding set lacks some (seen: CAP_SYS_RESOURCE in some VMs) the engine
+    then fails with "unable to apply caps", so shims grant exactly these.
+    """
+    for line in Path(status_file).read_text().splitlines():
+        if line.startswith("CapBnd:"):
+            mask = int(line.split()[1], 16)
+            return [name for bit, name in enumerate(CAPABILITY_NAMES) if mask >> bit & 1]
+    return []

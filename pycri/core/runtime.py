@@ -1,0 +1,558 @@
+"""CRIRuntime: every CRI RPC, with the rules all shims share, over one Shim.
+
+Each public method takes the RPC's request message and returns its response
+message, so the gRPC servicer is a table lookup and Python code can drive a
+runtime in process with exactly the same semantics as over the wire.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Concatenate, ParamSpec, TypeVar
+
+from pycri import __version__
+from pycri.api import api_pb2 as cri
+from pycri.core import filters
+from pycri.core.events import EventBus
+from pycri.core.images import is_image_id, normalize_reference
+from pycri.core.names import NameReservations
+from pycri.core.validation import (
+    require_id,
+    validate_container_config,
+    validate_exec_cmd,
+    validate_image_spec,
+    validate_pod_sandbox_config,
+)
+from pycri.errors import (
+    AlreadyExistsError,
+    CRIError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+    UnimplementedError,
+)
+from pycri.shim import Shim
+
+__all__ = ["CRI_API_VERSION", "KUBELET_API_VERSION", "RUNTIME_NAME", "CRIRuntime"]
+
+log = logging.getLogger(__name__)
+
+RUNTIME_NAME = "pycri"
+CRI_API_VERSION = "v1"
+KUBELET_API_VERSION = "0.1.0"
+_FULL_ID_LENGTH = 64
+#: items per message of the Stream* list RPCs, well under gRPC's 4 MiB default
+STREAM_BATCH = 200
+
+P = ParamSpec("P")
+Resp = TypeVar("Resp")
+Method = Callable[Concatenate["CRIRuntime", P], Resp]
+
+
+def rpc(name: str) -> Callable[[Method[P, Resp]], Method[P, Resp]]:
+    """Mark a method as the handler of RPC ``name``.
+
+    It lets the shim inject faults first (``Shim.before_rpc``) and labels
+    any CRIError raised with the RPC's name.
+    """
+
+    def decorate(fn: Method[P, Resp]) -> Method[P, Resp]:
+        @functools.wraps(fn)
+        def handler(self: CRIRuntime, /, *args: P.args, **kwargs: P.kwargs) -> Resp:
+            self.shim.before_rpc(name)
+            try:
+                return fn(self, *args, **kwargs)
+            except CRIError as err:
+                if err.rpc is None:
+                    err.rpc = name
+                raise
+
+        handler.rpc_name = name  # type: ignore[attr-defined]
+        return handler
+
+    return decorate
+
+
+def _pod_key(meta: cri.PodSandboxMetadata) -> str:
+    return f"{meta.name}_{meta.namespace}_{meta.uid}_{meta.attempt}"
+
+
+def _state_name(value: int, enum: type) -> str:
+    return str(enum.Name(value))  # type: ignore[attr-defined]
+
+
+class CRIRuntime:
+    """The CRI served by one shim. Thread safe as far as the shim is."""
+
+    def __init__(self, shim: Shim) -> None:
+        self.shim = shim
+        self.events = EventBus()
+        shim.emit_event = self.events.publish
+        self._names = NameReservations()
+
+    @classmethod
+    def rpc_handlers(cls) -> dict[str, str]:
+        """RPC name -> method name, for every RPC this class serves."""
+        return {
+            member.rpc_name: attr
+            for attr, member in vars(cls).items()
+            if hasattr(member, "rpc_name")
+        }
+
+    def close(self) -> None:
+        self.shim.close()
+
+    # -- lookups -------------------------------------------------------------
+
+    def _resolve_pod(self, pod_id: str, field: str = "pod_sandbox_id") -> str:
+        require_id(pod_id, field)
+        if len(pod_id) >= _FULL_ID_LENGTH:
+            return pod_id
+        ids = [p.id for p in self.shim.list_pod_sandboxes(cri.PodSandboxFilter(id=pod_id))]
+        return self._pick(pod_id, ids, "pod sandbox")
+
+    def _resolve_container(self, container_id: str, field: str = "container_id") -> str:
+        require_id(container_id, field)
+        if len(container_id) >= _FULL_ID_LENGTH:
+            return container_id
+        ids = [c.id for c in self.shim.list_containers(cri.ContainerFilter(id=container_id))]
+        return self._pick(container_id, ids, "container")
+
+    @staticmethod
+    def _pick(prefix: str, ids: list[str], what: str) -> str:
+        matches = sorted({i for i in ids if i.startswith(prefix)})
+        if prefix in matches:
+            return prefix
+        if not matches:
+            raise NotFoundError(f"{what} {prefix!r} not found")
+        if len(matches) > 1:
+            raise InvalidArgumentError(
+                f"{what} id prefix {prefix!r} is ambiguous: it matches {len(matches)} ids"
+            )
+        return matches[0]
+
+    def _container_state(self, container_id: str) -> cri.ContainerState:
+        status, _ = self.shim.container_status(container_id, False)
+        return status.state
+
+    def _publish(self, container_id: str, kind: cri.ContainerEventType) -> None:
+        self.events.publish(
+            cri.ContainerEventResponse(
+                container_id=container_id,
+                container_event_type=kind,
+                created_at=time.time_ns(),
+            )
+        )
+
+    # -- identity and health ---------------------------------------------------
+
+    @rpc("Version")
+    def version(self, request: cri.VersionRequest) -> cri.VersionResponse:
+        try:
+            engine = self.shim.runtime_version()
+        except CRIError as err:
+            engine = f"engine unreachable: {err.message}"
+        return cri.VersionResponse(
+            version=KUBELET_API_VERSION,
+            runtime_name=RUNTIME_NAME,
+            runtime_version=f"{__version__} ({self.shim.name} shim, {engine})",
+            runtime_api_version=CRI_API_VERSION,
+        )
+
+    @rpc("Status")
+    def status(self, request: cri.StatusRequest) -> cri.StatusResponse:
+        response = cri.StatusResponse(
+            status=cri.RuntimeStatus(conditions=self.shim.conditions()),
+            runtime_handlers=[
+                cri.RuntimeHandler(
+                    name=name,
+                    features=cri.RuntimeHandlerFeatures(
+                        recursive_read_only_mounts=False, user_namespaces=False
+                    ),
+                )
+                for name in self.shim.runtime_handlers()
+            ],
+        )
+        if request.verbose:
+            response.info.update(self.shim.info())
+        return response
+
+    @rpc("RuntimeConfig")
+    def runtime_config(self, request: cri.RuntimeConfigRequest) -> cri.RuntimeConfigResponse:
+        return cri.RuntimeConfigResponse(
+            linux=cri.LinuxRuntimeConfiguration(cgroup_driver=self.shim.cgroup_driver())
+        )
+
+    @rpc("UpdateRuntimeConfig")
+    def update_runtime_config(
+        self, request: cri.UpdateRuntimeConfigRequest
+    ) -> cri.UpdateRuntimeConfigResponse:
+        self.shim.update_runtime_config(request.runtime_config)
+        return cri.UpdateRuntimeConfigResponse()
+
+    # -- pod sandboxes -----------------------------------------------------------
+
+    @rpc("RunPodSandbox")
+    def run_pod_sandbox(self, request: cri.RunPodSandboxRequest) -> cri.RunPodSandboxResponse:
+        config = request.config
+        if not request.HasField("config"):
+            raise InvalidArgumentError("config is required")
+        validate_pod_sandbox_config(config)
+        handlers = self.shim.runtime_handlers()
+        if request.runtime_handler not in handlers:
+            raise InvalidArgumentError(
+                f"runtime_handler {request.runtime_handler!r} is not configured; "
+                f"available: {', '.join(repr(h) for h in handlers)}"
+            )
+        key = _pod_key(config.metadata)
+        with self._names.reserve(key, "pod sandbox"):
+            for pod in self.shim.list_pod_sandboxes(None):
+                if _pod_key(pod.metadata) == key:
+                    raise AlreadyExistsError(
+                        f"pod sandbox name {key!r} is already used by {pod.id[:13]} "
+                        f"({_state_name(pod.state, cri.PodSandboxState)}); remove it first"
+                    )
+            pod_id = self.shim.run_pod_sandbox(config, request.runtime_handler)
+        log.info("pod sandbox %s started as %s", key, pod_id)
+        return cri.RunPodSandboxResponse(pod_sandbox_id=pod_id)
+
+    def _pod_containers(self, pod_id: str) -> list[cri.Container]:
+        hint = cri.ContainerFilter(pod_sandbox_id=pod_id)
+        return filters.filter_containers(self.shim.list_containers(hint), hint)
+
+    @rpc("StopPodSandbox")
+    def stop_pod_sandbox(self, request: cri.StopPodSandboxRequest) -> cri.StopPodSandboxResponse:
+        try:
+            pod_id = self._resolve_pod(request.pod_sandbox_id)
+            for container in self._pod_containers(pod_id):
+                if container.state == cri.CONTAINER_RUNNING:
+                    self._stop_container(container.id, 0)
+            self.shim.stop_pod_sandbox(pod_id)
+        except NotFoundError:
+            pass  # already gone: stop is idempotent
+        return cri.StopPodSandboxResponse()
+
+    @rpc("RemovePodSandbox")
+    def remove_pod_sandbox(
+        self, request: cri.RemovePodSandboxRequest
+    ) -> cri.RemovePodSandboxResponse:
+        try:
+            pod_id = self._resolve_pod(request.pod_sandbox_id)
+            for container in self._pod_containers(pod_id):
+                self._remove_container(container.id, container.state)
+            status, _ = self.shim.pod_sandbox_status(pod_id, False)
+            if status.state == cri.SANDBOX_READY:
+                self.shim.stop_pod_sandbox(pod_id)
+            self.shim.remove_pod_sandbox(pod_id)
+        except NotFoundError:
+            pass  # already gone: remove is idempotent
+        return cri.RemovePodSandboxResponse()
+
+    @rpc("PodSandboxStatus")
+    def pod_sandbox_status(
+        self, request: cri.PodSandboxStatusRequest
+    ) -> cri.PodSandboxStatusResponse:
+        pod_id = self._resolve_pod(request.pod_sandbox_id)
+        status, info = self.shim.pod_sandbox_status(pod_id, request.verbose)
+        response = cri.PodSandboxStatusResponse(status=status, timestamp=time.time_ns())
+        if request.verbose:
+            response.info.update(info)
+        return response
+
+    @rpc("ListPodSandbox")
+    def list_pod_sandbox(self, request: cri.ListPodSandboxRequest) -> cri.ListPodSandboxResponse:
+        f = request.filter if request.HasField("filter") else None
+        pods = filters.filter_pod_sandboxes(self.shim.list_pod_sandboxes(f), f)
+        return cri.ListPodSandboxResponse(items=pods)
+
+    # -- containers ----------------------------------------------------------------
+
+    @rpc("CreateContainer")
+    def create_container(self, request: cri.CreateContainerRequest) -> cri.CreateContainerResponse:
+        if not request.HasField("config"):
+            raise InvalidArgumentError("config is required")
+        config = request.config
+        validate_container_config(config)
+        if request.HasField("sandbox_config"):
+            validate_pod_sandbox_config(request.sandbox_config, "sandbox_config")
+        pod_id = self._resolve_pod(request.pod_sandbox_id)
+        pod, _ = self.shim.pod_sandbox_status(pod_id, False)
+        if pod.state != cri.SANDBOX_READY:
+            raise FailedPreconditionError(
+                f"pod sandbox {pod_id[:13]} is not ready: containers can only be created "
+                "in a running pod"
+            )
+        meta = config.metadata
+        key = f"{pod_id}/{meta.name}_{meta.attempt}"
+        with self._names.reserve(key, "container"):
+            for container in self._pod_containers(pod_id):
+                if (container.metadata.name, container.metadata.attempt) == (
+                    meta.name,
+                    meta.attempt,
+                ):
+                    raise AlreadyExistsError(
+                        f"container name {meta.name!r} (attempt {meta.attempt}) is already "
+                        f"used in pod {pod_id[:13]} by {container.id[:13]}; remove it first"
+                    )
+            container_id = self.shim.create_container(pod_id, config, request.sandbox_config)
+        self._publish(container_id, cri.CONTAINER_CREATED_EVENT)
+        return cri.CreateContainerResponse(container_id=container_id)
+
+    @rpc("StartContainer")
+    def start_container(self, request: cri.StartContainerRequest) -> cri.StartContainerResponse:
+        container_id = self._resolve_container(request.container_id)
+        state = self._container_state(container_id)
+        if state != cri.CONTAINER_CREATED:
+            raise FailedPreconditionError(
+                f"container {container_id[:13]} is {_state_name(state, cri.ContainerState)}: "
+                "only a created container can be started"
+            )
+        self.shim.start_container(container_id)
+        self._publish(container_id, cri.CONTAINER_STARTED_EVENT)
+        return cri.StartContainerResponse()
+
+    def _stop_container(self, container_id: str, timeout: int) -> None:
+        self.shim.stop_container(container_id, timeout)
+        self._publish(container_id, cri.CONTAINER_STOPPED_EVENT)
+
+    @rpc("StopContainer")
+    def stop_container(self, request: cri.StopContainerRequest) -> cri.StopContainerResponse:
+        if request.timeout < 0:
+            raise InvalidArgumentError("timeout must not be negative")
+        try:
+            container_id = self._resolve_container(request.container_id)
+            if self._container_state(container_id) == cri.CONTAINER_RUNNING:
+                self._stop_container(container_id, request.timeout)
+        except NotFoundError:
+            pass  # already gone: stop is idempotent
+        return cri.StopContainerResponse()
+
+    def _remove_container(self, container_id: str, state: cri.ContainerState) -> None:
+        if state == cri.CONTAINER_RUNNING:
+            self._stop_container(container_id, 0)
+        self.shim.remove_container(container_id)
+        self._publish(container_id, cri.CONTAINER_DELETED_EVENT)
+
+    @rpc("RemoveContainer")
+    def remove_container(self, request: cri.RemoveContainerRequest) -> cri.RemoveContainerResponse:
+        try:
+            container_id = self._resolve_container(request.container_id)
+            self._remove_container(container_id, self._container_state(container_id))
+        except NotFoundError:
+            pass  # already gone: remove is idempotent
+        return cri.RemoveContainerResponse()
+
+    @rpc("ListContainers")
+    def list_containers(self, request: cri.ListContainersRequest) -> cri.ListContainersResponse:
+        f = request.filter if request.HasField("filter") else None
+        containers = filters.filter_containers(self.shim.list_containers(f), f)
+        return cri.ListContainersResponse(containers=containers)
+
+    @rpc("ContainerStatus")
+    def container_status(self, request: cri.ContainerStatusRequest) -> cri.ContainerStatusResponse:
+        container_id = self._resolve_container(request.container_id)
+        status, info = self.shim.container_status(container_id, request.verbose)
+        response = cri.ContainerStatusResponse(status=status)
+        if request.verbose:
+            response.info.update(info)
+        return response
+
+    @rpc("UpdateContainerResources")
+    def update_container_resources(
+        self, request: cri.UpdateContainerResourcesRequest
+    ) -> cri.UpdateContainerResourcesResponse:
+        container_id = self._resolve_container(request.container_id)
+        linux = request.linux if request.HasField("linux") else None
+        self.shim.update_container_resources(container_id, linux, request.annotations)
+        return cri.UpdateContainerResourcesResponse()
+
+    def _require_running(self, container_id: str, action: str) -> None:
+        state = self._container_state(container_id)
+        if state != cri.CONTAINER_RUNNING:
+            raise FailedPreconditionError(
+                f"container {container_id[:13]} is {_state_name(state, cri.ContainerState)}: "
+                f"cannot {action} a container that is not running"
+            )
+
+    @rpc("ReopenContainerLog")
+    def reopen_container_log(
+        self, request: cri.ReopenContainerLogRequest
+    ) -> cri.ReopenContainerLogResponse:
+        container_id = self._resolve_container(request.container_id)
+        self._require_running(container_id, "reopen the log of")
+        self.shim.reopen_container_log(container_id)
+        return cri.ReopenContainerLogResponse()
+
+    @rpc("ExecSync")
+    def exec_sync(self, request: cri.ExecSyncRequest) -> cri.ExecSyncResponse:
+        container_id = self._resolve_container(request.container_id)
+        validate_exec_cmd(list(request.cmd))
+        if request.timeout < 0:
+            raise InvalidArgumentError("timeout must not be negative")
+        self._require_running(container_id, "exec in")
+        return self.shim.exec_sync(container_id, list(request.cmd), request.timeout)
+
+    @rpc("Exec")
+    def exec(self, request: cri.ExecRequest) -> cri.ExecResponse:
+        raise UnimplementedError("streaming Exec is not implemented yet; use ExecSync")
+
+    @rpc("Attach")
+    def attach(self, request: cri.AttachRequest) -> cri.AttachResponse:
+        raise UnimplementedError("streaming Attach is not implemented yet")
+
+    @rpc("PortForward")
+    def port_forward(self, request: cri.PortForwardRequest) -> cri.PortForwardResponse:
+        raise UnimplementedError("streaming PortForward is not implemented yet")
+
+    @rpc("ContainerStats")
+    def container_stats(self, request: cri.ContainerStatsRequest) -> cri.ContainerStatsResponse:
+        container_id = self._resolve_container(request.container_id)
+        stats = self.shim.container_stats([container_id])
+        if not stats:
+            raise NotFoundError(f"container {container_id[:13]} not found, or it has no stats")
+        return cri.ContainerStatsResponse(stats=stats[0])
+
+    @rpc("ListContainerStats")
+    def list_container_stats(
+        self, request: cri.ListContainerStatsRequest
+    ) -> cri.ListContainerStatsResponse:
+        f = request.filter if request.HasField("filter") else None
+        hint = (
+            cri.ContainerFilter(
+                id=f.id, pod_sandbox_id=f.pod_sandbox_id, label_selector=f.label_selector
+            )
+            if f
+            else None
+        )
+        containers = filters.filter_container_stats(self.shim.list_containers(hint), f)
+        ids = [c.id for c in containers]
+        return cri.ListContainerStatsResponse(stats=self.shim.container_stats(ids) if ids else [])
+
+    @rpc("PodSandboxStats")
+    def pod_sandbox_stats(self, request: cri.PodSandboxStatsRequest) -> cri.PodSandboxStatsResponse:
+        pod_id = self._resolve_pod(request.pod_sandbox_id)
+        stats = self.shim.pod_sandbox_stats([pod_id])
+        if not stats:
+            raise NotFoundError(f"pod sandbox {pod_id[:13]} not found, or it has no stats")
+        return cri.PodSandboxStatsResponse(stats=stats[0])
+
+    @rpc("ListPodSandboxStats")
+    def list_pod_sandbox_stats(
+        self, request: cri.ListPodSandboxStatsRequest
+    ) -> cri.ListPodSandboxStatsResponse:
+        f = request.filter if request.HasField("filter") else None
+        hint = cri.PodSandboxFilter(id=f.id, label_selector=f.label_selector) if f else None
+        pods = filters.filter_pod_sandbox_stats(self.shim.list_pod_sandboxes(hint), f)
+        ids = [p.id for p in pods]
+        return cri.ListPodSandboxStatsResponse(
+            stats=self.shim.pod_sandbox_stats(ids) if ids else []
+        )
+
+    @rpc("CheckpointContainer")
+    def checkpoint_container(
+        self, request: cri.CheckpointContainerRequest
+    ) -> cri.CheckpointContainerResponse:
+        raise UnimplementedError("container checkpointing is not supported by pycri")
+
+    @rpc("ListMetricDescriptors")
+    def list_metric_descriptors(
+        self, request: cri.ListMetricDescriptorsRequest
+    ) -> cri.ListMetricDescriptorsResponse:
+        raise UnimplementedError("pycri does not export extra metrics; use ListContainerStats")
+
+    @rpc("ListPodSandboxMetrics")
+    def list_pod_sandbox_metrics(
+        self, request: cri.ListPodSandboxMetricsRequest
+    ) -> cri.ListPodSandboxMetricsResponse:
+        raise UnimplementedError("pycri does not export extra metrics; use ListPodSandboxStats")
+
+    # -- streaming lists and events -------------------------------------------------
+
+    @rpc("StreamPodSandboxes")
+    def stream_pod_sandboxes(
+        self, request: cri.StreamPodSandboxesRequest, is_active: Callable[[], bool]
+    ) -> Iterator[cri.StreamPodSandboxesResponse]:
+        f = request.filter if request.HasField("filter") else None
+        pods = filters.filter_pod_sandboxes(self.shim.list_pod_sandboxes(f), f)
+        for batch in _batches(pods):
+            yield cri.StreamPodSandboxesResponse(pod_sandboxes=batch)
+
+    @rpc("StreamContainers")
+    def stream_containers(
+        self, request: cri.StreamContainersRequest, is_active: Callable[[], bool]
+    ) -> Iterator[cri.StreamContainersResponse]:
+        f = request.filter if request.HasField("filter") else None
+        containers = filters.filter_containers(self.shim.list_containers(f), f)
+        for batch in _batches(containers):
+            yield cri.StreamContainersResponse(containers=batch)
+
+    @rpc("StreamImages")
+    def stream_images(
+        self, request: cri.StreamImagesRequest, is_active: Callable[[], bool]
+    ) -> Iterator[cri.StreamImagesResponse]:
+        listed = self.list_images(cri.ListImagesRequest(filter=request.filter))
+        for batch in _batches(listed.images):
+            yield cri.StreamImagesResponse(images=batch)
+
+    @rpc("GetContainerEvents")
+    def get_container_events(
+        self, request: cri.GetEventsRequest, is_active: Callable[[], bool]
+    ) -> Iterator[cri.ContainerEventResponse]:
+        subscription = self.events.subscribe()
+        try:
+            for event in subscription.events():
+                if not is_active():
+                    return
+                if event is not None:
+                    yield event
+        finally:
+            subscription.close()
+
+    # -- images --------------------------------------------------------------------
+
+    @rpc("ListImages")
+    def list_images(self, request: cri.ListImagesRequest) -> cri.ListImagesResponse:
+        wanted = None
+        if request.HasField("filter") and request.filter.image.image:
+            wanted = normalize_reference(request.filter.image.image)
+        return cri.ListImagesResponse(images=filters.filter_images(self.shim.list_images(), wanted))
+
+    @rpc("ImageStatus")
+    def image_status(self, request: cri.ImageStatusRequest) -> cri.ImageStatusResponse:
+        ref = validate_image_spec(request.image, "image")
+        image = self.shim.image_status(ref)
+        if image is None:
+            return cri.ImageStatusResponse()
+        return cri.ImageStatusResponse(image=image)
+
+    @rpc("PullImage")
+    def pull_image(self, request: cri.PullImageRequest) -> cri.PullImageResponse:
+        ref = validate_image_spec(request.image, "image")
+        if is_image_id(ref):
+            raise InvalidArgumentError(f"image {ref!r} is an image id; pull needs a reference")
+        auth = request.auth if request.HasField("auth") else None
+        return cri.PullImageResponse(image_ref=self.shim.pull_image(ref, auth))
+
+    @rpc("RemoveImage")
+    def remove_image(self, request: cri.RemoveImageRequest) -> cri.RemoveImageResponse:
+        ref = validate_image_spec(request.image, "image")
+        try:
+            self.shim.remove_image(ref)
+        except NotFoundError:
+            pass  # already gone: remove is idempotent
+        return cri.RemoveImageResponse()
+
+    @rpc("ImageFsInfo")
+    def image_fs_info(self, request: cri.ImageFsInfoRequest) -> cri.ImageFsInfoResponse:
+        return self.shim.image_fs_info()
+
+
+Item = TypeVar("Item")
+
+
+def _batches(items: Sequence[Item]) -> Iterator[Sequence[Item]]:
+    for start in range(0, len(items), STREAM_BATCH):
+        yield items[start : start + STREAM_BATCH]

@@ -1,0 +1,136 @@
+"""Request validation shared by every shim: INVALID_ARGUMENT naming the field.
+
+Names end up in engine container names (``k8s_<name>_<pod>_<ns>_...``), so
+they must not carry the ``_`` separator or characters engines reject.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+
+from pycri.api import api_pb2 as cri
+from pycri.core.images import normalize_reference
+from pycri.errors import InvalidArgumentError
+
+__all__ = [
+    "require_id",
+    "validate_container_config",
+    "validate_exec_cmd",
+    "validate_image_spec",
+    "validate_pod_sandbox_config",
+]
+
+_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
+_MAX_NAME = 253
+_MAX_LABEL_KEY = 317  # prefix (253) + "/" + name (63), as Kubernetes allows
+
+
+def _name(value: str, field: str) -> None:
+    if not value:
+        raise InvalidArgumentError(f"{field} is required")
+    if len(value) > _MAX_NAME:
+        raise InvalidArgumentError(f"{field} is longer than {_MAX_NAME} characters")
+    if not _NAME.match(value):
+        raise InvalidArgumentError(
+            f"{field} {value!r} is invalid: use letters, digits, '-' and '.', "
+            "starting and ending with a letter or digit"
+        )
+
+
+def _string_map(values: Mapping[str, str], field: str) -> None:
+    for key, value in values.items():
+        if not key:
+            raise InvalidArgumentError(f"{field} has an empty key")
+        if len(key) > _MAX_LABEL_KEY:
+            raise InvalidArgumentError(f"{field} key {key[:40]!r}... is too long")
+        if "\x00" in key or "\x00" in value:
+            raise InvalidArgumentError(f"{field} {key!r} contains a NUL character")
+
+
+def require_id(value: str, field: str) -> str:
+    if not value:
+        raise InvalidArgumentError(f"{field} is required")
+    if len(value) > 256 or not value.isprintable() or any(c.isspace() for c in value):
+        raise InvalidArgumentError(f"{field} {value[:80]!r} is not a valid id")
+    return value
+
+
+def validate_pod_sandbox_config(config: cri.PodSandboxConfig, field: str = "config") -> None:
+    meta = config.metadata
+    if not config.HasField("metadata"):
+        raise InvalidArgumentError(f"{field}.metadata is required")
+    _name(meta.name, f"{field}.metadata.name")
+    _name(meta.namespace, f"{field}.metadata.namespace")
+    _name(meta.uid, f"{field}.metadata.uid")
+    _string_map(config.labels, f"{field}.labels")
+    _string_map(config.annotations, f"{field}.annotations")
+    if config.log_directory and not os.path.isabs(config.log_directory):
+        raise InvalidArgumentError(
+            f"{field}.log_directory {config.log_directory!r} must be an absolute path"
+        )
+    if config.hostname and not _NAME.match(config.hostname):
+        raise InvalidArgumentError(f"{field}.hostname {config.hostname!r} is not a valid hostname")
+    for index, mapping in enumerate(config.port_mappings):
+        where = f"{field}.port_mappings[{index}]"
+        if not 0 < mapping.container_port < 65536:
+            raise InvalidArgumentError(
+                f"{where}.container_port {mapping.container_port} is out of range"
+            )
+        if not 0 <= mapping.host_port < 65536:
+            raise InvalidArgumentError(f"{where}.host_port {mapping.host_port} is out of range")
+
+
+def validate_image_spec(spec: cri.ImageSpec, field: str) -> str:
+    """The normalised reference (or id) the spec names."""
+    if not spec.image:
+        raise InvalidArgumentError(f"{field}.image is required")
+    try:
+        return normalize_reference(spec.image)
+    except InvalidArgumentError as err:
+        raise InvalidArgumentError(f"{field}.image: {err.message}") from None
+
+
+def validate_container_config(config: cri.ContainerConfig, field: str = "config") -> None:
+    if not config.HasField("metadata"):
+        raise InvalidArgumentError(f"{field}.metadata is required")
+    _name(config.metadata.name, f"{field}.metadata.name")
+    if not config.HasField("image"):
+        raise InvalidArgumentError(f"{field}.image is required")
+    validate_image_spec(config.image, f"{field}.image")
+    _string_map(config.labels, f"{field}.labels")
+    _string_map(config.annotations, f"{field}.annotations")
+    for index, kv in enumerate(config.envs):
+        if not kv.key or "=" in kv.key or "\x00" in kv.key or "\x00" in kv.value:
+            raise InvalidArgumentError(f"{field}.envs[{index}].key {kv.key!r} is invalid")
+    for index, arg in enumerate([*config.command, *config.args]):
+        if "\x00" in arg:
+            raise InvalidArgumentError(f"{field}.command/args[{index}] contains a NUL character")
+    if config.working_dir and not config.working_dir.startswith("/"):
+        raise InvalidArgumentError(f"{field}.working_dir {config.working_dir!r} must be absolute")
+    for index, mount in enumerate(config.mounts):
+        if not mount.container_path.startswith("/"):
+            raise InvalidArgumentError(
+                f"{field}.mounts[{index}].container_path {mount.container_path!r} must be absolute"
+            )
+        if mount.host_path and not mount.host_path.startswith("/"):
+            raise InvalidArgumentError(
+                f"{field}.mounts[{index}].host_path {mount.host_path!r} must be absolute"
+            )
+    if config.log_path:
+        parts = config.log_path.split("/")
+        if config.log_path.startswith("/") or ".." in parts:
+            raise InvalidArgumentError(
+                f"{field}.log_path {config.log_path!r} must be relative to the pod's "
+                "log_directory and stay inside it"
+            )
+
+
+def validate_exec_cmd(cmd: list[str]) -> None:
+    if not cmd:
+        raise InvalidArgumentError("cmd is required")
+    if not cmd[0]:
+        raise InvalidArgumentError("cmd[0] (the program) is empty")
+    if any("\x00" in arg for arg in cmd):
+        raise InvalidArgumentError("cmd contains a NUL character")

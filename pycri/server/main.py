@@ -1,0 +1,115 @@
+"""``pycri-server``: serve the CRI over a shim until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from types import FrameType
+
+from pycri import __version__
+from pycri.core.runtime import CRIRuntime
+from pycri.endpoint import default_socket_path, parse_endpoint
+from pycri.registry import ShimLoadError, available_shims, load_shim
+from pycri.server.server import CRIServer, EndpointInUseError
+
+log = logging.getLogger("pycri.server")
+
+
+def _shim_option(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.replace("-", "_"), value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pycri-server",
+        description="Serve the Kubernetes CRI (runtime.v1) over a pycri shim.",
+    )
+    parser.add_argument("--shim", default="fake", help="shim to serve (default: fake)")
+    parser.add_argument(
+        "--shim-option",
+        "-O",
+        action="append",
+        type=_shim_option,
+        default=[],
+        metavar="KEY=VALUE",
+        help="option for the shim; repeatable",
+    )
+    parser.add_argument(
+        "--listen",
+        default=None,
+        help=f"unix:///path or tcp://127.0.0.1:PORT (default: unix://{default_socket_path()})",
+    )
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow TCP on a non-loopback address (the CRI has no authentication)",
+    )
+    parser.add_argument("--max-workers", type=int, default=16, help="RPC worker threads")
+    parser.add_argument(
+        "--grace", type=float, default=5.0, help="seconds in-flight RPCs get at shutdown"
+    )
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="log verbosity (default: info)",
+    )
+    parser.add_argument("--list-shims", action="store_true", help="list shims and exit")
+    parser.add_argument("--version", action="version", version=f"pycri-server {__version__}")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if args.list_shims:
+        print("\n".join(available_shims()))
+        return 0
+    listen = args.listen or f"unix://{default_socket_path()}"
+    try:
+        endpoint = parse_endpoint(listen)
+        shim = load_shim(args.shim, dict(args.shim_option))
+    except (ValueError, ShimLoadError) as err:
+        print(f"pycri-server: {err}", file=sys.stderr)
+        return 2
+    runtime = CRIRuntime(shim)
+    try:
+        server = CRIServer(
+            runtime, endpoint, max_workers=args.max_workers, allow_remote=args.allow_remote
+        ).start()
+    except (ValueError, EndpointInUseError, OSError, RuntimeError) as err:
+        print(f"pycri-server: cannot listen on {endpoint}: {err}", file=sys.stderr)
+        runtime.close()
+        return 1
+
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("received %s, shutting down", signal.Signals(signum).name)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    print(f"pycri-server: serving the {args.shim} shim on {server.address}", file=sys.stderr)
+    try:
+        while not stopping.wait(1.0):
+            pass
+    finally:
+        server.stop(grace=args.grace)
+        runtime.close()
+    log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""The interface a runtime implements to be served as a CRI endpoint.
+
+A shim translates the CRI onto one engine (Docker, containerd, memory...).
+It speaks in the generated ``runtime.v1`` messages and raises
+:mod:`pycri.errors` exceptions. Everything every runtime shares —
+validation, name reservation, list filters, idempotent stop/remove,
+cascading pod stop/remove, state checks, id-prefix lookup, error
+mapping — is done by :class:`pycri.core.CRIRuntime` before a shim is
+called, so a shim only does what is specific to its engine.
+
+Contract, in short:
+
+* ids are strings the shim chooses (engines' own ids are best);
+* a method given an id that does not exist raises ``NotFoundError``;
+* ``list_*`` may use the filter as a hint to ask the engine for less,
+  but core filters the result again, so returning more is correct;
+* ``stop_pod_sandbox`` / ``remove_pod_sandbox`` are called after core has
+  stopped / removed the pod's containers;
+* optional capabilities default to ``UnimplementedError``.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
+
+from pycri.api import api_pb2 as cri
+from pycri.errors import UnimplementedError
+
+__all__ = ["EventSink", "PullProgress", "Shim"]
+
+EventSink = Callable[[cri.ContainerEventResponse], None]
+
+
+@dataclass(frozen=True)
+class PullProgress:
+    """One step of an image pull, for progress bars."""
+
+    image: str
+    status: str
+    current_bytes: int = 0
+    total_bytes: int = 0
+
+
+def _no_events(event: cri.ContainerEventResponse) -> None:
+    """The sink a shim has until core attaches one."""
+
+
+class Shim(abc.ABC):
+    """Base class of every runtime shim (see the module docstring)."""
+
+    #: the name the shim is registered under in the ``pycri.shims`` group
+    name: ClassVar[str] = ""
+
+    def __init__(self) -> None:
+        self.emit_event: EventSink = _no_events
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, str]) -> Self:
+        """Build the shim from ``--shim-option key=value`` pairs."""
+        return cls(**options)
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release engine connections and background threads."""
+
+    def before_rpc(self, rpc: str) -> None:  # noqa: B027 - optional hook
+        """Called by core before serving ``rpc``; the fake injects faults here."""
+
+    # -- identity and health ---------------------------------------------
+
+    @abc.abstractmethod
+    def runtime_version(self) -> str:
+        """The engine's own version, e.g. ``docker 20.10.24``."""
+
+    @abc.abstractmethod
+    def conditions(self) -> list[cri.RuntimeCondition]:
+        """``RuntimeReady`` and ``NetworkReady``, honestly."""
+
+    def info(self) -> dict[str, str]:
+        """Extra verbose information for ``Status`` (JSON values)."""
+        return {}
+
+    def runtime_handlers(self) -> list[str]:
+        """Runtime handlers (RuntimeClass names); ``""`` is the default one."""
+        return [""]
+
+    def cgroup_driver(self) -> cri.CgroupDriver:
+        """``cri.SYSTEMD`` or ``cri.CGROUPFS``."""
+        return cri.CGROUPFS
+
+    def update_runtime_config(self, config: cri.RuntimeConfig) -> None:  # noqa: B027
+        """Take the pod CIDR the kubelet hands out; most shims need nothing."""
+
+    # -- pod sandboxes -----------------------------------------------------
+
+    @abc.abstractmethod
+    def run_pod_sandbox(self, config: cri.PodSandboxConfig, runtime_handler: str) -> str:
+        """Create and start the sandbox; return its id."""
+
+    @abc.abstractmethod
+    def stop_pod_sandbox(self, pod_id: str) -> None:
+        """Stop the sandbox (its containers are already stopped)."""
+
+    @abc.abstractmethod
+    def remove_pod_sandbox(self, pod_id: str) -> None:
+        """Remove the stopped sandbox (its containers are already removed)."""
+
+    @abc.abstractmethod
+    def pod_sandbox_status(
+        self, pod_id: str, verbose: bool
+    ) -> tuple[cri.PodSandboxStatus, dict[str, str]]:
+        """The sandbox's status and, when ``verbose``, extra info."""
+
+    @abc.abstractmethod
+    def list_pod_sandboxes(self, hint: cri.PodSandboxFilter | None) -> list[cri.PodSandbox]:
+        """All sandboxes (or fewer, when ``hint`` lets the engine filter)."""
+
+    # -- containers ----------------------------------------------------------
+
+    @abc.abstractmethod
+    def create_container(
+        self,
+        pod_id: str,
+        config: cri.ContainerConfig,
+        sandbox_config: cri.PodSandboxConfig,
+    ) -> str:
+        """Create (not start) a container in the ready sandbox; return its id."""
+
+    @abc.abstractmethod
+    def start_container(self, container_id: str) -> None:
+        """Start a created container."""
+
+    @abc.abstractmethod
+    def stop_container(self, container_id: str, timeout: int) -> None:
+        """Stop a running container: SIGTERM, then SIGKILL after ``timeout`` s."""
+
+    @abc.abstractmethod
+    def remove_container(self, container_id: str) -> None:
+        """Remove a container that is not running."""
+
+    @abc.abstractmethod
+    def list_containers(self, hint: cri.ContainerFilter | None) -> list[cri.Container]:
+        """All containers (or fewer, when ``hint`` lets the engine filter)."""
+
+    @abc.abstractmethod
+    def container_status(
+        self, container_id: str, verbose: bool
+    ) -> tuple[cri.ContainerStatus, dict[str, str]]:
+        """The container's status and, when ``verbose``, extra info."""
+
+    @abc.abstractmethod
+    def exec_sync(
+        self, container_id: str, cmd: Sequence[str], timeout: int
+    ) -> cri.ExecSyncResponse:
+        """Run ``cmd`` in the running container; ``timeout`` s, 0 for none.
+
+        Raise ``DeadlineExceededError`` when the timeout passes.
+        """
+
+    def reopen_container_log(self, container_id: str) -> None:
+        raise UnimplementedError(f"the {self.name} shim cannot reopen container logs")
+
+    def update_container_resources(
+        self,
+        container_id: str,
+        linux: cri.LinuxContainerResources | None,
+        annotations: Mapping[str, str],
+    ) -> None:
+        raise UnimplementedError(f"the {self.name} shim cannot update container resources")
+
+    def container_stats(self, container_ids: Sequence[str]) -> list[cri.ContainerStats]:
+        """Stats for these containers, in one engine round trip if possible."""
+        raise UnimplementedError(f"the {self.name} shim does not report container stats")
+
+    def pod_sandbox_stats(self, pod_ids: Sequence[str]) -> list[cri.PodSandboxStats]:
+        raise UnimplementedError(f"the {self.name} shim does not report pod sandbox stats")
+
+    # -- images --------------------------------------------------------------
+
+    @abc.abstractmethod
+    def list_images(self) -> list[cri.Image]:
+        """Every image in the store."""
+
+    @abc.abstractmethod
+    def image_status(self, image: str) -> cri.Image | None:
+        """The image named by a normalised reference or an id; None if absent."""
+
+    @abc.abstractmethod
+    def pull_image(
+        self,
+        image: str,
+        auth: cri.AuthConfig | None,
+        progress: Callable[[PullProgress], None] | None = None,
+    ) -> str:
+        """Pull a normalised reference; return the image ref (id or digest)."""
+
+    @abc.abstractmethod
+    def remove_image(self, image: str) -> None:
+        """Remove the image and every tag of it; NotFoundError when absent."""
+
+    @abc.abstractmethod
+    def image_fs_info(self) -> cri.ImageFsInfoResponse:
+        """Usage of the filesystem(s) that hold images and writable layers."""
+
+    # -- helpers for subclasses ------------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        """What ``pycri-server`` logs at start-up."""
+        return {"shim": self.name, "engine": self.runtime_version()}

@@ -1,0 +1,423 @@
+"""The shim conformance suite: CRI behaviour every pycri shim must show.
+
+A shim's tests reuse it by subclassing and providing a ``shim`` fixture::
+
+    from pycri.testing.conformance import ConformanceConfig, ShimConformance
+
+    class TestMyShim(ShimConformance):
+        @pytest.fixture
+        def shim(self):
+            shim = MyShim()
+            yield shim
+            shim.close()
+
+Override ``conformance`` to name the images your runtime has. Every test
+runs end to end through a real ``CRIServer`` on a unix socket and the
+typed ``CRIClient``, and removes every pod it created.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pycri.api import api_pb2 as cri
+from pycri.client import CRIClient
+from pycri.core.logs import parse_log_line
+from pycri.core.runtime import CRIRuntime
+from pycri.errors import (
+    AlreadyExistsError,
+    DeadlineExceededError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+)
+from pycri.server.server import CRIServer
+from pycri.shim import Shim
+
+__all__ = ["ConformanceConfig", "PodFactory", "ShimConformance", "wait_for"]
+
+
+@dataclass(frozen=True)
+class ConformanceConfig:
+    #: an image present in the runtime, with busybox's sh, echo, sleep
+    image: str = "docker.io/library/busybox:latest"
+    #: an image the runtime can pull (and that the suite may remove afterwards)
+    pull_image: str = "docker.io/library/busybox:1.36"
+    #: seconds to wait for a container to reach a state
+    state_timeout: float = 30.0
+
+
+def wait_for(
+    predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.05
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(interval)
+
+
+class PodFactory:
+    """Creates pods with unique names and removes every one of them at teardown."""
+
+    def __init__(self, client: CRIClient, log_root: Path, image: str) -> None:
+        self.client = client
+        self.log_root = log_root
+        self.image = image
+        self.created: list[str] = []
+
+    def config(self, name: str = "", **labels: str) -> cri.PodSandboxConfig:
+        uid = uuid.uuid4().hex
+        name = name or f"conf-{uid[:8]}"
+        log_dir = self.log_root / uid
+        return cri.PodSandboxConfig(
+            metadata=cri.PodSandboxMetadata(name=name, namespace="conformance", uid=uid),
+            hostname=name,
+            log_directory=str(log_dir),
+            labels={"pycri.test": "conformance", **labels},
+            annotations={"pycri.test/annotation": "yes"},
+            linux=cri.LinuxPodSandboxConfig(),
+        )
+
+    def run(self, config: cri.PodSandboxConfig | None = None) -> tuple[str, cri.PodSandboxConfig]:
+        config = config or self.config()
+        pod_id = self.client.run_pod_sandbox(cri.RunPodSandboxRequest(config=config)).pod_sandbox_id
+        self.created.append(pod_id)
+        return pod_id, config
+
+    def container(
+        self,
+        pod_id: str,
+        pod_config: cri.PodSandboxConfig,
+        name: str,
+        command: list[str],
+        *,
+        start: bool = True,
+        **labels: str,
+    ) -> str:
+        config = cri.ContainerConfig(
+            metadata=cri.ContainerMetadata(name=name),
+            image=cri.ImageSpec(image=self.image),
+            command=command,
+            log_path=f"{name}.log",
+            labels={"pycri.test": "conformance", **labels},
+            annotations={"pycri.test/annotation": name},
+            envs=[cri.KeyValue(key="GREETING", value="hello")],
+        )
+        container_id = self.client.create_container(
+            cri.CreateContainerRequest(
+                pod_sandbox_id=pod_id, config=config, sandbox_config=pod_config
+            )
+        ).container_id
+        if start:
+            self.client.start_container(cri.StartContainerRequest(container_id=container_id))
+        return container_id
+
+    def cleanup(self) -> None:
+        for pod_id in self.created:
+            self.client.stop_pod_sandbox(cri.StopPodSandboxRequest(pod_sandbox_id=pod_id))
+            self.client.remove_pod_sandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
+
+
+class ShimConformance:
+    """Subclass with a ``shim`` fixture yielding the shim under test."""
+
+    @pytest.fixture
+    def conformance(self) -> ConformanceConfig:
+        return ConformanceConfig()
+
+    @pytest.fixture
+    def shim(self) -> Iterator[Shim]:
+        raise NotImplementedError("subclasses provide the shim fixture")
+
+    @pytest.fixture
+    def client(self, shim: Shim, tmp_path: Path) -> Iterator[CRIClient]:
+        runtime = CRIRuntime(shim)
+        server = CRIServer(runtime, f"unix://{tmp_path / 'cri.sock'}").start()
+        client = CRIClient(server.address, timeout=60)
+        try:
+            yield client
+        finally:
+            client.close()
+            server.stop(grace=1.0)
+
+    @pytest.fixture
+    def pods(
+        self, client: CRIClient, tmp_path: Path, conformance: ConformanceConfig
+    ) -> Iterator[PodFactory]:
+        factory = PodFactory(client, tmp_path / "logs", conformance.image)
+        try:
+            yield factory
+        finally:
+            factory.cleanup()
+
+    # -- helpers ---------------------------------------------------------------
+
+    @staticmethod
+    def status(client: CRIClient, container_id: str) -> cri.ContainerStatus:
+        return client.container_status(cri.ContainerStatusRequest(container_id=container_id)).status
+
+    def wait_exited(
+        self, client: CRIClient, container_id: str, conformance: ConformanceConfig
+    ) -> cri.ContainerStatus:
+        wait_for(
+            lambda: self.status(client, container_id).state == cri.CONTAINER_EXITED,
+            conformance.state_timeout,
+            f"container {container_id[:13]} to exit",
+        )
+        return self.status(client, container_id)
+
+    # -- identity ----------------------------------------------------------------
+
+    def test_version(self, client: CRIClient) -> None:
+        version = client.version()
+        assert version.runtime_name == "pycri"
+        assert version.runtime_api_version == "v1"
+        assert version.runtime_version
+
+    def test_status_reports_runtime_ready(self, client: CRIClient) -> None:
+        conditions = {c.type: c for c in client.status().status.conditions}
+        assert conditions["RuntimeReady"].status is True
+        assert "NetworkReady" in conditions
+
+    # -- pod sandboxes -----------------------------------------------------------
+
+    def test_pod_lifecycle(self, client: CRIClient, pods: PodFactory) -> None:
+        config = pods.config(app="web")
+        pod_id, _ = pods.run(config)
+
+        status = client.pod_sandbox_status(cri.PodSandboxStatusRequest(pod_sandbox_id=pod_id))
+        assert status.status.id == pod_id
+        assert status.status.state == cri.SANDBOX_READY
+        assert status.status.metadata == config.metadata
+        assert status.status.labels["app"] == "web"
+        assert status.status.annotations["pycri.test/annotation"] == "yes"
+        assert status.status.created_at > 0
+
+        listed = client.list_pod_sandbox().items
+        assert [p.id for p in listed if p.id == pod_id] == [pod_id]
+
+        client.stop_pod_sandbox(cri.StopPodSandboxRequest(pod_sandbox_id=pod_id))
+        status = client.pod_sandbox_status(cri.PodSandboxStatusRequest(pod_sandbox_id=pod_id))
+        assert status.status.state == cri.SANDBOX_NOTREADY
+        client.stop_pod_sandbox(cri.StopPodSandboxRequest(pod_sandbox_id=pod_id))
+
+        client.remove_pod_sandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
+        client.remove_pod_sandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
+        assert pod_id not in [p.id for p in client.list_pod_sandbox().items]
+        with pytest.raises(NotFoundError):
+            client.pod_sandbox_status(cri.PodSandboxStatusRequest(pod_sandbox_id=pod_id))
+
+    def test_duplicate_pod_name_is_already_exists(
+        self, client: CRIClient, pods: PodFactory
+    ) -> None:
+        _, config = pods.run()
+        with pytest.raises(AlreadyExistsError):
+            client.run_pod_sandbox(cri.RunPodSandboxRequest(config=config))
+
+    def test_pod_without_metadata_is_invalid(self, client: CRIClient) -> None:
+        with pytest.raises(InvalidArgumentError, match="metadata"):
+            client.run_pod_sandbox(cri.RunPodSandboxRequest(config=cri.PodSandboxConfig()))
+
+    def test_unknown_ids(self, client: CRIClient) -> None:
+        missing = "0" * 64
+        with pytest.raises(NotFoundError):
+            client.pod_sandbox_status(cri.PodSandboxStatusRequest(pod_sandbox_id=missing))
+        with pytest.raises(NotFoundError):
+            client.container_status(cri.ContainerStatusRequest(container_id=missing))
+        client.stop_pod_sandbox(cri.StopPodSandboxRequest(pod_sandbox_id=missing))
+        client.remove_pod_sandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=missing))
+        client.stop_container(cri.StopContainerRequest(container_id=missing))
+        client.remove_container(cri.RemoveContainerRequest(container_id=missing))
+
+    def test_pod_filters(self, client: CRIClient, pods: PodFactory) -> None:
+        ready_id, _ = pods.run(pods.config(tier="front"))
+        stopped_id, _ = pods.run(pods.config(tier="back"))
+        client.stop_pod_sandbox(cri.StopPodSandboxRequest(pod_sandbox_id=stopped_id))
+
+        def ids(f: cri.PodSandboxFilter) -> set[str]:
+            items = client.list_pod_sandbox(cri.ListPodSandboxRequest(filter=f)).items
+            return {p.id for p in items} & {ready_id, stopped_id}
+
+        assert ids(cri.PodSandboxFilter(id=ready_id[:12])) == {ready_id}
+        ready = cri.PodSandboxStateValue(state=cri.SANDBOX_READY)
+        assert ids(cri.PodSandboxFilter(state=ready)) == {ready_id}
+        assert ids(cri.PodSandboxFilter(label_selector={"tier": "back"})) == {stopped_id}
+        assert ids(cri.PodSandboxFilter(label_selector={"pycri.test": "conformance"})) == {
+            ready_id,
+            stopped_id,
+        }
+
+    # -- containers ----------------------------------------------------------------
+
+    def test_container_lifecycle(
+        self, client: CRIClient, pods: PodFactory, conformance: ConformanceConfig
+    ) -> None:
+        pod_id, pod_config = pods.run()
+        container_id = pods.container(pod_id, pod_config, "app", ["sleep", "60"], start=False)
+        created = self.status(client, container_id)
+        assert created.state == cri.CONTAINER_CREATED
+        assert created.metadata.name == "app"
+        assert created.created_at > 0
+        assert created.labels["pycri.test"] == "conformance"
+        assert created.annotations["pycri.test/annotation"] == "app"
+
+        client.start_container(cri.StartContainerRequest(container_id=container_id))
+        running = self.status(client, container_id)
+        assert running.state == cri.CONTAINER_RUNNING
+        assert running.started_at >= running.created_at
+        with pytest.raises(FailedPreconditionError):
+            client.start_container(cri.StartContainerRequest(container_id=container_id))
+
+        listed = client.list_containers(
+            cri.ListContainersRequest(filter=cri.ContainerFilter(pod_sandbox_id=pod_id))
+        ).containers
+        assert [(c.id, c.pod_sandbox_id, c.state) for c in listed] == [
+            (container_id, pod_id, cri.CONTAINER_RUNNING)
+        ]
+
+        client.stop_container(cri.StopContainerRequest(container_id=container_id, timeout=2))
+        stopped = self.status(client, container_id)
+        assert stopped.state == cri.CONTAINER_EXITED
+        assert stopped.finished_at >= stopped.started_at
+        assert stopped.exit_code != 0
+        client.stop_container(cri.StopContainerRequest(container_id=container_id, timeout=2))
+
+        client.remove_container(cri.RemoveContainerRequest(container_id=container_id))
+        client.remove_container(cri.RemoveContainerRequest(container_id=container_id))
+        with pytest.raises(NotFoundError):
+            self.status(client, container_id)
+
+    def test_exit_code_reason_and_log(
+        self, client: CRIClient, pods: PodFactory, conformance: ConformanceConfig
+    ) -> None:
+        pod_id, pod_config = pods.run()
+        ok = pods.container(pod_id, pod_config, "ok", ["echo", "hi"])
+        bad = pods.container(pod_id, pod_config, "bad", ["sh", "-c", "echo oops >&2; exit 3"])
+
+        ok_status = self.wait_exited(client, ok, conformance)
+        assert (ok_status.exit_code, ok_status.reason) == (0, "Completed")
+        bad_status = self.wait_exited(client, bad, conformance)
+        assert (bad_status.exit_code, bad_status.reason) == (3, "Error")
+
+        log_path = Path(pod_config.log_directory) / "ok.log"
+        assert ok_status.log_path == str(log_path)
+        wait_for(lambda: log_path.exists() and log_path.read_bytes() != b"", 10, "the ok log")
+        lines = [parse_log_line(raw) for raw in log_path.read_bytes().splitlines()]
+        assert [(ln.stream, ln.partial, ln.message) for ln in lines] == [("stdout", False, b"hi")]
+
+        bad_log = Path(pod_config.log_directory) / "bad.log"
+        wait_for(lambda: bad_log.exists() and bad_log.read_bytes() != b"", 10, "the bad log")
+        bad_lines = [parse_log_line(raw) for raw in bad_log.read_bytes().splitlines()]
+        assert [(ln.stream, ln.message) for ln in bad_lines] == [("stderr", b"oops")]
+
+    def test_exec_sync(
+        self, client: CRIClient, pods: PodFactory, conformance: ConformanceConfig
+    ) -> None:
+        pod_id, pod_config = pods.run()
+        container_id = pods.container(pod_id, pod_config, "app", ["sleep", "60"])
+        result = client.exec_sync(
+            cri.ExecSyncRequest(
+                container_id=container_id, cmd=["sh", "-c", "echo $GREETING; exit 4"], timeout=10
+            )
+        )
+        assert (result.stdout, result.exit_code) == (b"hello\n", 4)
+        with pytest.raises(DeadlineExceededError):
+            client.exec_sync(
+                cri.ExecSyncRequest(container_id=container_id, cmd=["sleep", "30"], timeout=1)
+            )
+        with pytest.raises(InvalidArgumentError):
+            client.exec_sync(cri.ExecSyncRequest(container_id=container_id, cmd=[]))
+
+    def test_create_in_stopped_pod_fails(self, client: CRIClient, pods: PodFactory) -> None:
+        pod_id, pod_config = pods.run()
+        client.stop_pod_sandbox(cri.StopPodSandboxRequest(pod_sandbox_id=pod_id))
+        with pytest.raises(FailedPreconditionError):
+            pods.container(pod_id, pod_config, "late", ["sleep", "1"], start=False)
+
+    def test_duplicate_container_name_is_already_exists(
+        self, client: CRIClient, pods: PodFactory
+    ) -> None:
+        pod_id, pod_config = pods.run()
+        pods.container(pod_id, pod_config, "twin", ["sleep", "60"], start=False)
+        with pytest.raises(AlreadyExistsError):
+            pods.container(pod_id, pod_config, "twin", ["sleep", "60"], start=False)
+
+    def test_container_filters(self, client: CRIClient, pods: PodFactory) -> None:
+        pod_id, pod_config = pods.run()
+        running = pods.container(pod_id, pod_config, "run", ["sleep", "60"], role="a")
+        created = pods.container(pod_id, pod_config, "wait", ["sleep", "60"], start=False, role="b")
+        other_pod, other_config = pods.run()
+        elsewhere = pods.container(other_pod, other_config, "run", ["sleep", "60"], role="a")
+
+        def ids(f: cri.ContainerFilter) -> set[str]:
+            found = client.list_containers(cri.ListContainersRequest(filter=f)).containers
+            return {c.id for c in found} & {running, created, elsewhere}
+
+        assert ids(cri.ContainerFilter(pod_sandbox_id=pod_id)) == {running, created}
+        state = cri.ContainerStateValue(state=cri.CONTAINER_CREATED)
+        assert ids(cri.ContainerFilter(state=state)) == {created}
+        assert ids(cri.ContainerFilter(label_selector={"role": "a"})) == {running, elsewhere}
+        assert ids(cri.ContainerFilter(id=running[:12])) == {running}
+
+    def test_remove_pod_removes_its_containers(self, client: CRIClient, pods: PodFactory) -> None:
+        pod_id, pod_config = pods.run()
+        container_id = pods.container(pod_id, pod_config, "app", ["sleep", "60"])
+        client.remove_pod_sandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
+        with pytest.raises(NotFoundError):
+            self.status(client, container_id)
+        assert pod_id not in {p.id for p in client.list_pod_sandbox().items}
+
+    def test_reopen_log_and_stats(self, client: CRIClient, pods: PodFactory) -> None:
+        pod_id, pod_config = pods.run()
+        container_id = pods.container(pod_id, pod_config, "app", ["sleep", "60"])
+        log_path = Path(pod_config.log_directory) / "app.log"
+        wait_for(log_path.exists, 10, "the log file")
+        log_path.rename(log_path.with_suffix(".log.1"))
+        client.reopen_container_log(cri.ReopenContainerLogRequest(container_id=container_id))
+        assert log_path.exists()
+
+        stats = client.container_stats(cri.ContainerStatsRequest(container_id=container_id))
+        assert stats.stats.attributes.id == container_id
+        listed = client.list_container_stats(
+            cri.ListContainerStatsRequest(filter=cri.ContainerStatsFilter(pod_sandbox_id=pod_id))
+        ).stats
+        assert [s.attributes.id for s in listed] == [container_id]
+
+    # -- images ----------------------------------------------------------------------
+
+    def test_image_lifecycle(self, client: CRIClient, conformance: ConformanceConfig) -> None:
+        spec = cri.ImageSpec(image=conformance.pull_image)
+        client.remove_image(cri.RemoveImageRequest(image=spec))
+        assert not client.image_status(cri.ImageStatusRequest(image=spec)).HasField("image")
+
+        ref = client.pull_image(cri.PullImageRequest(image=spec)).image_ref
+        assert ref
+        image = client.image_status(cri.ImageStatusRequest(image=spec)).image
+        assert conformance.pull_image in image.repo_tags
+        assert image.size > 0
+        listed = client.list_images(
+            cri.ListImagesRequest(filter=cri.ImageFilter(image=spec))
+        ).images
+        assert [i.id for i in listed] == [image.id]
+
+        client.remove_image(cri.RemoveImageRequest(image=spec))
+        client.remove_image(cri.RemoveImageRequest(image=spec))
+        assert not client.image_status(cri.ImageStatusRequest(image=spec)).HasField("image")
+
+    def test_bad_image_reference_is_invalid(self, client: CRIClient) -> None:
+        with pytest.raises(InvalidArgumentError, match="image"):
+            client.pull_image(cri.PullImageRequest(image=cri.ImageSpec(image="Not A Ref!")))
+        with pytest.raises(InvalidArgumentError, match="image"):
+            client.image_status(cri.ImageStatusRequest(image=cri.ImageSpec()))
+
+    def test_image_fs_info(self, client: CRIClient) -> None:
+        info = client.image_fs_info()
+        assert info.image_filesystems
+        assert info.image_filesystems[0].fs_id.mountpoint
