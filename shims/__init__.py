@@ -1,0 +1,1 @@
+"""Runtime shims shipped with pycri, installed as the import package ``pycri_shims``."""
