@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import pytest
+
+from pycri.api import api_pb2 as cri
+from pycri.core.validation import (
+    require_id,
+    validate_container_config,
+    validate_exec_cmd,
+    validate_pod_sandbox_config,
+)
+from pycri.errors import InvalidArgumentError
+
+META = cri.PodSandboxMetadata(name="web", namespace="default", uid="1234-abcd")
+
+
+def test_good_pod_config_passes() -> None:
+    validate_pod_sandbox_config(
+        cri.PodSandboxConfig(
+            metadata=META,
+            hostname="web-0",
+            log_directory="/var/log/pods/x",
+            labels={"app": "web"},
+            port_mappings=[cri.PortMapping(container_port=80, host_port=8080)],
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        (cri.PodSandboxConfig(), "config.metadata"),
+        (cri.PodSandboxConfig(metadata=cri.PodSandboxMetadata(name="x", uid="u")), "namespace"),
+        (cri.PodSandboxConfig(metadata=cri.PodSandboxMetadata(name="x", namespace="n")), "uid"),
+        (cri.PodSandboxConfig(metadata=META, hostname="bad host"), "hostname"),
+        (cri.PodSandboxConfig(metadata=META, labels={"": "v"}), "labels"),
+        (cri.PodSandboxConfig(metadata=META, annotations={"k": "a\x00b"}), "annotations"),
+        (
+            cri.PodSandboxConfig(
+                metadata=cri.PodSandboxMetadata(name="x" * 254, namespace="n", uid="u")
+            ),
+            "longer than 253",
+        ),
+    ],
+)
+def test_bad_pod_config_names_the_field(config: cri.PodSandboxConfig, field: str) -> None:
+    with pytest.raises(InvalidArgumentError, match=field):
+        validate_pod_sandbox_config(config)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"metadata": None}, "config.metadata"),
+        ({"image": None}, "config.image"),
+        ({"image": cri.ImageSpec(image="")}, "config.image.image"),
+        ({"working_dir": "relative"}, "working_dir"),
+        ({"mounts": [cri.Mount(container_path="/d", host_path="rel")]}, "host_path"),
+        ({"log_path": "/abs.log"}, "log_path"),
+        ({"command": ["a\x00"]}, "command"),
+    ],
+)
+def test_bad_container_config_names_the_field(overrides: dict[str, object], field: str) -> None:
+    fields: dict[str, object] = {
+        "metadata": cri.ContainerMetadata(name="c"),
+        "image": cri.ImageSpec(image="busybox"),
+    }
+    fields.update(overrides)
+    with pytest.raises(InvalidArgumentError, match=field):
+        validate_container_config(cri.ContainerConfig(**fields))  # type: ignore[arg-type]
+
+
+def test_ids_and_exec() -> None:
+    assert require_id("abc", "x") == "abc"
+    with pytest.raises(InvalidArgumentError, match="x is required"):
+        require_id("", "x")
+    with pytest.raises(InvalidArgumentError, match="not a valid id"):
+        require_id("a" * 300, "x")
+    with pytest.raises(InvalidArgumentError, match="cmd is required"):
+        validate_exec_cmd([])
+    with pytest.raises(InvalidArgumentError, match="empty"):
+        validate_exec_cmd([""])
