@@ -1,0 +1,1 @@
+"""pycrictl: a crictl-style debug CLI for any CRI endpoint."""

@@ -1,0 +1,104 @@
+"""``exec``: run a command in running containers (ExecSync; streaming exec is not done yet)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from pycri.api import api_pb2 as cri
+from pycri.cli.common import labels_from
+from pycri.cli.containers import list_containers
+from pycri.cli.errors import CLIError, describe_rpc_error
+from pycri.cli.output import echo
+from pycri.cli.session import Session
+from pycri.errors import CRIError
+
+__all__ = ["COMMANDS"]
+
+_FILTERS = ("name", "pod", "image", "state", "labels", "latest", "last")
+NO_STREAMING = (
+    "interactive exec (without -s) needs the CRI streaming server, which pycrictl does not "
+    "implement yet; use `pycrictl exec -s CONTAINER-ID COMMAND...` to run a command "
+    "synchronously (ExecSync) and print its output"
+)
+
+
+@click.command(
+    "exec",
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+)
+@click.option("-s", "--sync", is_flag=True, help="Run the command synchronously (ExecSync).")
+@click.option("--timeout", default=0, help="Timeout in seconds (0: none).")
+@click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY (streaming only).")
+@click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open (streaming only).")
+@click.option("--name", default="", help="Exec in all containers whose name matches.")
+@click.option("-p", "--pod", default="", help="Exec in all containers of this pod.")
+@click.option("--image", default="", help="Exec in all containers of this image.")
+@click.option("--state", default="", help="Exec in all containers in this state.")
+@click.option("--label", "labels", multiple=True, metavar="KEY=VALUE")
+@click.option("-l", "--latest", is_flag=True, help="Exec in the most recently created container.")
+@click.option("-n", "--last", default=0, help="Exec in the last n containers.")
+@click.option("-q", "--quiet", is_flag=True, help="Do not print container ids.")
+@click.option("-e", "--ignore-errors", is_flag=True, help="Ignore errors of the command.")
+@click.option("-x", "--parallel", is_flag=True, help="Accepted for crictl compatibility.")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="[CONTAINER-ID] COMMAND [ARG...]")
+@click.pass_context
+def exec_command(ctx: click.Context, /, sync: bool, timeout: int, **opts: Any) -> None:
+    """Run a command in a running container.
+
+    The CONTAINER-ID is only needed when no filter (--name, --pod, --image,
+    --state, --label, --latest, --last) is given.
+    """
+    session = ctx.find_object(Session)
+    assert session is not None
+    args: tuple[str, ...] = opts.pop("args")
+    filtered = any(opts[key] for key in _FILTERS)
+    if not args or (not filtered and len(args) < 2):
+        raise click.UsageError("give a CONTAINER-ID and a COMMAND")
+    if not sync:
+        raise CLIError(NO_STREAMING)
+    if filtered:
+        found = list_containers(
+            session,
+            name=opts["name"],
+            pod=opts["pod"],
+            image=opts["image"],
+            state=opts["state"],
+            labels=labels_from(opts["labels"]),
+            latest=opts["latest"],
+            last=opts["last"],
+        )
+        ids, cmd = [ctr.id for ctr in found], list(args)
+        if not ids:
+            raise CLIError("no containers found per the filter flags")
+    else:
+        ids, cmd = [args[0]], list(args[1:])
+    status = 0
+    for ctr_id in ids:
+        if filtered and not opts["quiet"]:
+            echo(f"{ctr_id}:")
+        try:
+            code = _exec_sync(session, ctr_id, cmd, timeout)
+        except CRIError as err:
+            if not opts["ignore_errors"] and len(ids) == 1:
+                raise
+            echo(f"pycrictl: {describe_rpc_error(err)}", err=True)
+            code = 1
+        status = code or status
+    ctx.exit(0 if opts["ignore_errors"] else status)
+
+
+def _exec_sync(session: Session, ctr_id: str, cmd: list[str], timeout: int) -> int:
+    client = session.client
+    request = cri.ExecSyncRequest(container_id=ctr_id, cmd=cmd, timeout=timeout)
+    resp = session.rpc(client.exec_sync, request)
+    stdout, stderr = click.get_binary_stream("stdout"), click.get_binary_stream("stderr")
+    stdout.write(resp.stdout)
+    stdout.flush()
+    stderr.write(resp.stderr)
+    stderr.flush()
+    return resp.exit_code
+
+
+COMMANDS = [exec_command]
