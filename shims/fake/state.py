@@ -157,6 +157,8 @@ class ContainerRecord:
     #: set when a StopContainer (not the process itself) ends it: core reports that event
     stop_requested: bool = False
     next_pid: int = 2
+    #: the list entry, built once per state: kubelet relists every second
+    _listed: cri.Container | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def create(
@@ -188,6 +190,11 @@ class ContainerRecord:
         )
 
     def to_container(self) -> cri.Container:
+        if self._listed is None or self._listed.state != self.state:
+            self._listed = self._build_container()
+        return self._listed
+
+    def _build_container(self) -> cri.Container:
         return cri.Container(
             id=self.id,
             pod_sandbox_id=self.pod_id,
