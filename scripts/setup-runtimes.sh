@@ -403,16 +403,29 @@ EOF
     PAUSE_BUILT=1
 }
 
+registry_config_digest() {  # REPO TAG: the image id (config digest) the registry holds
+    curl -sf -m 5 -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+        "http://$REGISTRY_ADDR/v2/$1/manifests/$2" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["config"]["digest"])' 2>/dev/null
+}
+
+# The registry's image must NOT be the local busybox itself: RemoveImage of a
+# pulled reference removes every tag of that image id (containerd's and
+# Docker's rule), which would take busybox:latest away from every other test.
 push_busybox() {
-    local rebuilt=$1
-    if [[ $rebuilt != 1 ]] &&
-        curl -sf -m 5 "http://$REGISTRY_ADDR/v2/pycri/busybox/tags/list" | grep -q '"latest"'; then
+    local rebuilt=$1 local_id remote_id cid
+    local_id=$(docker image inspect -f '{{.Id}}' "$BUSYBOX_REF")
+    remote_id=$(registry_config_digest pycri/busybox latest || true)
+    if [[ $rebuilt != 1 && -n $remote_id && $remote_id != "$local_id" ]]; then
         log "image $PUSH_REF present in registry"
         return
     fi
-    log "pushing $PUSH_REF"
-    docker tag "$BUSYBOX_REF" "$PUSH_REF"
+    log "pushing $PUSH_REF (busybox with a pull-test label, so its id differs)"
+    cid=$(docker create "$BUSYBOX_REF")
+    docker commit --change 'LABEL io.pycri.purpose=pull-test' "$cid" "$PUSH_REF" >/dev/null
+    docker rm "$cid" >/dev/null
     docker push -q "$PUSH_REF" >/dev/null
+    docker rmi "$PUSH_REF" >/dev/null  # the tests pull it; start them without it
 }
 
 import_into_containerd() {  # REBUILT REF...
