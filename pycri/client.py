@@ -15,6 +15,8 @@ its status code, the same exceptions the shims raise in process.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Generic, Self, TypeVar, overload
 
@@ -25,7 +27,7 @@ from pycri.api import api_pb2 as cri
 from pycri.endpoint import parse_endpoint
 from pycri.errors import CRIError, UnavailableError, error_for_code
 
-__all__ = ["DEFAULT_TIMEOUT", "CRIClient"]
+__all__ = ["DEFAULT_TIMEOUT", "CRIClient", "ClientTLS"]
 
 DEFAULT_TIMEOUT = 10.0
 _MAX_MESSAGE = 16 * 1024 * 1024
@@ -46,6 +48,22 @@ def _translate(err: grpc.RpcError, rpc: str, endpoint: str) -> CRIError:
             rpc=rpc,
         )
     return error_for_code(code, details, rpc=rpc)
+
+
+@dataclass(frozen=True)
+class ClientTLS:
+    """PEM files for a TLS endpoint: the CA that signed the server, and our own cert for mTLS."""
+
+    ca: Path
+    cert: Path | None = None
+    key: Path | None = None
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        return grpc.ssl_channel_credentials(
+            root_certificates=self.ca.read_bytes(),
+            private_key=self.key.read_bytes() if self.key else None,
+            certificate_chain=self.cert.read_bytes() if self.cert else None,
+        )
 
 
 class _Call(Generic[Req, Resp]):
@@ -112,20 +130,26 @@ class CRIClient:
         *,
         image_endpoint: str | None = None,
         timeout: float | None = DEFAULT_TIMEOUT,
+        tls: ClientTLS | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.image_endpoint = image_endpoint or endpoint
         self.timeout = timeout
+        self._tls = tls
+        self._channel = self._open(endpoint)
+        self._image_channel = (
+            self._channel if self.image_endpoint == endpoint else self._open(self.image_endpoint)
+        )
+
+    def _open(self, endpoint: str) -> grpc.Channel:
         options = [
             ("grpc.max_receive_message_length", _MAX_MESSAGE),
             ("grpc.max_send_message_length", _MAX_MESSAGE),
         ]
-        self._channel = grpc.insecure_channel(parse_endpoint(endpoint).grpc_target, options)
-        self._image_channel = (
-            self._channel
-            if self.image_endpoint == endpoint
-            else grpc.insecure_channel(parse_endpoint(self.image_endpoint).grpc_target, options)
-        )
+        target = parse_endpoint(endpoint).grpc_target
+        if self._tls is not None:
+            return grpc.secure_channel(target, self._tls.credentials(), options)
+        return grpc.insecure_channel(target, options)
 
     def close(self) -> None:
         self._channel.close()

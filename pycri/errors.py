@@ -18,6 +18,7 @@ __all__ = [
     "InternalError",
     "InvalidArgumentError",
     "NotFoundError",
+    "PermissionDeniedError",
     "ResourceExhaustedError",
     "UnavailableError",
     "UnimplementedError",
@@ -72,6 +73,10 @@ class ResourceExhaustedError(CRIError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+class PermissionDeniedError(CRIError):
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
 class InternalError(CRIError):
     code = grpc.StatusCode.INTERNAL
 
@@ -87,6 +92,7 @@ _BY_CODE: dict[grpc.StatusCode, type[CRIError]] = {
         UnimplementedError,
         DeadlineExceededError,
         ResourceExhaustedError,
+        PermissionDeniedError,
         InternalError,
     )
 }

@@ -19,6 +19,7 @@ from pycri.core import filters
 from pycri.core.events import EventBus
 from pycri.core.images import is_image_id, normalize_reference
 from pycri.core.names import NameReservations
+from pycri.core.policy import check_privileges
 from pycri.core.validation import (
     require_id,
     validate_container_config,
@@ -85,10 +86,15 @@ def _state_name(value: int, enum: type) -> str:
 
 
 class CRIRuntime:
-    """The CRI served by one shim. Thread safe as far as the shim is."""
+    """The CRI served by one shim. Thread safe as far as the shim is.
 
-    def __init__(self, shim: Shim) -> None:
+    ``allow_privileged`` lets pods run privileged or in host namespaces
+    (refused with PERMISSION_DENIED otherwise).
+    """
+
+    def __init__(self, shim: Shim, *, allow_privileged: bool = False) -> None:
         self.shim = shim
+        self.allow_privileged = allow_privileged
         self.events = EventBus()
         shim.emit_event = self.events.publish
         self._names = NameReservations()
@@ -201,6 +207,7 @@ class CRIRuntime:
         if not request.HasField("config"):
             raise InvalidArgumentError("config is required")
         validate_pod_sandbox_config(config)
+        check_privileges(config.linux.security_context, self.allow_privileged)
         handlers = self.shim.runtime_handlers()
         if request.runtime_handler not in handlers:
             raise InvalidArgumentError(
@@ -276,6 +283,7 @@ class CRIRuntime:
             raise InvalidArgumentError("config is required")
         config = request.config
         validate_container_config(config)
+        check_privileges(config.linux.security_context, self.allow_privileged)
         if request.HasField("sandbox_config"):
             validate_pod_sandbox_config(request.sandbox_config, "sandbox_config")
         pod_id = self._resolve_pod(request.pod_sandbox_id)

@@ -7,13 +7,14 @@ import logging
 import signal
 import sys
 import threading
+from pathlib import Path
 from types import FrameType
 
 from pycri import __version__
 from pycri.core.runtime import CRIRuntime
 from pycri.endpoint import default_socket_path, parse_endpoint
 from pycri.registry import ShimLoadError, available_shims, load_shim
-from pycri.server.server import CRIServer, EndpointInUseError
+from pycri.server.server import CRIServer, EndpointInUseError, ServerTLS
 
 log = logging.getLogger("pycri.server")
 
@@ -50,6 +51,24 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow TCP on a non-loopback address (the CRI has no authentication)",
     )
+    parser.add_argument(
+        "--socket-group",
+        default=None,
+        metavar="GROUP",
+        help="group owning the unix socket (mode 0660), e.g. to let a non-root kubelet in",
+    )
+    parser.add_argument("--tls-cert", type=Path, help="PEM certificate for TLS on tcp://")
+    parser.add_argument("--tls-key", type=Path, help="PEM private key for --tls-cert")
+    parser.add_argument(
+        "--tls-client-ca",
+        type=Path,
+        help="PEM CA bundle: require clients to present a certificate it signed (mutual TLS)",
+    )
+    parser.add_argument(
+        "--allow-privileged",
+        action="store_true",
+        help="allow privileged containers and host network/PID/IPC namespaces",
+    )
     parser.add_argument("--max-workers", type=int, default=16, help="RPC worker threads")
     parser.add_argument(
         "--grace", type=float, default=5.0, help="seconds in-flight RPCs get at shutdown"
@@ -76,16 +95,26 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(available_shims()))
         return 0
     listen = args.listen or f"unix://{default_socket_path()}"
+    if bool(args.tls_cert) != bool(args.tls_key) or (args.tls_client_ca and not args.tls_cert):
+        print("pycri-server: --tls-cert and --tls-key go together (and --tls-client-ca "
+              "needs them)", file=sys.stderr)  # fmt: skip
+        return 2
+    tls = ServerTLS(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
     try:
         endpoint = parse_endpoint(listen)
         shim = load_shim(args.shim, dict(args.shim_option))
     except (ValueError, ShimLoadError) as err:
         print(f"pycri-server: {err}", file=sys.stderr)
         return 2
-    runtime = CRIRuntime(shim)
+    runtime = CRIRuntime(shim, allow_privileged=args.allow_privileged)
     try:
         server = CRIServer(
-            runtime, endpoint, max_workers=args.max_workers, allow_remote=args.allow_remote
+            runtime,
+            endpoint,
+            max_workers=args.max_workers,
+            allow_remote=args.allow_remote,
+            socket_group=args.socket_group,
+            tls=tls,
         ).start()
     except (ValueError, EndpointInUseError, OSError, RuntimeError) as err:
         print(f"pycri-server: cannot listen on {endpoint}: {err}", file=sys.stderr)

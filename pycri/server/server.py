@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import grp
 import logging
 import os
 import socket
 import stat
 from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Self
 
@@ -32,6 +35,23 @@ SOCKET_DIR_MODE = 0o750
 
 class EndpointInUseError(Exception):
     """Another live server holds the socket, or the path is not ours to take."""
+
+
+@dataclass(frozen=True)
+class ServerTLS:
+    """PEM files for TLS on TCP; with ``client_ca``, clients must present a cert it signed."""
+
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+
+    def credentials(self) -> grpc.ServerCredentials:
+        ca = self.client_ca.read_bytes() if self.client_ca else None
+        return grpc.ssl_server_credentials(
+            [(self.key.read_bytes(), self.cert.read_bytes())],
+            root_certificates=ca,
+            require_client_auth=ca is not None,
+        )
 
 
 def _prepare_unix_socket(path: str) -> None:
@@ -66,7 +86,8 @@ class CRIServer:
     """Serve ``runtime`` at ``listen`` until :meth:`stop`.
 
     TCP is refused on a non-loopback address unless ``allow_remote`` is set:
-    the CRI has no authentication, and whoever reaches it runs containers.
+    whoever reaches the CRI runs containers (use ``tls`` with a client CA
+    there). A unix socket is mode 0660, owned by ``socket_group`` if given.
     """
 
     def __init__(
@@ -76,18 +97,35 @@ class CRIServer:
         *,
         max_workers: int = 16,
         allow_remote: bool = False,
+        socket_group: str | None = None,
+        tls: ServerTLS | None = None,
     ) -> None:
         self.runtime = runtime
         self.endpoint = parse_endpoint(listen) if isinstance(listen, str) else listen
         if not self.endpoint.is_loopback and not allow_remote:
             raise ValueError(
                 f"refusing to serve the CRI on {self.endpoint}: not a loopback address "
-                "(the CRI has no authentication); pass allow_remote to override"
+                "(whoever reaches it runs containers); pass allow_remote to override"
             )
+        if tls is not None and self.endpoint.scheme != "tcp":
+            raise ValueError("TLS applies to tcp:// endpoints; a unix socket has file permissions")
+        self._gid = self._group_id(socket_group)
+        self._tls = tls
         self._max_workers = max_workers
         self._server: grpc.Server | None = None
         self._socket_inode: int | None = None
         self.health = health.HealthServicer()
+
+    @staticmethod
+    def _group_id(name: str | None) -> int | None:
+        if name is None:
+            return None
+        try:
+            return grp.getgrnam(name).gr_gid
+        except KeyError:
+            if name.isdigit():
+                return int(name)
+            raise ValueError(f"socket group {name!r} does not exist") from None
 
     @property
     def address(self) -> str:
@@ -115,9 +153,15 @@ class CRIServer:
             finally:
                 os.umask(old_umask)
             os.chmod(self.endpoint.path, SOCKET_MODE)
+            if self._gid is not None:
+                os.chown(self.endpoint.path, -1, self._gid)
             self._socket_inode = os.lstat(self.endpoint.path).st_ino
         else:
-            port = server.add_insecure_port(self.endpoint.grpc_target)
+            target = self.endpoint.grpc_target
+            if self._tls is not None:
+                port = server.add_secure_port(target, self._tls.credentials())
+            else:
+                port = server.add_insecure_port(target)
             if port == 0:
                 raise EndpointInUseError(f"cannot listen on {self.endpoint}")
             self.endpoint = Endpoint("tcp", host=self.endpoint.host, port=port)
@@ -126,7 +170,12 @@ class CRIServer:
         for service in ("", *cri.DESCRIPTOR.services_by_name):
             name = f"runtime.v1.{service}" if service else ""
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        log.info("serving the CRI on %s with the %s shim", self.address, self.runtime.shim.name)
+        log.info(
+            "serving the CRI on %s%s with the %s shim",
+            self.address,
+            " (TLS)" if self._tls else "",
+            self.runtime.shim.name,
+        )
         return self
 
     def wait(self, timeout: float | None = None) -> bool:
