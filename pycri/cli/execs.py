@@ -93,11 +93,8 @@ def _exec_sync(session: Session, ctr_id: str, cmd: list[str], timeout: int) -> i
     client = session.client
     request = cri.ExecSyncRequest(container_id=ctr_id, cmd=cmd, timeout=timeout)
     resp = session.rpc(client.exec_sync, request)
-    stdout, stderr = click.get_binary_stream("stdout"), click.get_binary_stream("stderr")
-    stdout.write(resp.stdout)
-    stdout.flush()
-    stderr.write(resp.stderr)
-    stderr.flush()
+    click.echo(resp.stdout, nl=False)
+    click.echo(resp.stderr, nl=False, err=True)
     return resp.exit_code
 
 

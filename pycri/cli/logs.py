@@ -22,9 +22,8 @@ def previous_log_path(log_path: str, attempt: int) -> str:
 
 
 def _write(stream: str, data: bytes) -> None:
-    out = click.get_binary_stream("stderr" if stream == "stderr" else "stdout")
-    out.write(data)
-    out.flush()
+    # click.echo writes bytes to the binary stream and flushes
+    click.echo(data, nl=False, err=stream == "stderr")
 
 
 @click.command("logs")
