@@ -25,18 +25,29 @@ log = logging.getLogger(__name__)
 
 Behavior = Callable[[Any, grpc.ServicerContext], Any]
 
+#: status messages travel in a header, and clients refuse headers over 16 KiB
+MAX_DETAILS = 2048
+
 
 def _message_class(name: str) -> type[Message]:
     cls: type[Message] = getattr(cri, name)
     return cls
 
 
+def _details(message: str) -> str:
+    if len(message) <= MAX_DETAILS:
+        return message
+    return f"{message[:MAX_DETAILS]}... ({len(message) - MAX_DETAILS} more characters)"
+
+
 def _abort(context: grpc.ServicerContext, rpc: str, exc: BaseException) -> None:
     if isinstance(exc, CRIError):
         log.debug("%s failed: %s", rpc, exc)
-        context.abort(exc.code, exc.message)
+        context.abort(exc.code, _details(exc.message))
     log.exception("%s failed with an unexpected error", rpc)
-    context.abort(grpc.StatusCode.INTERNAL, f"{rpc}: internal error: {type(exc).__name__}: {exc}")
+    context.abort(
+        grpc.StatusCode.INTERNAL, _details(f"{rpc}: internal error: {type(exc).__name__}: {exc}")
+    )
 
 
 def _unary(rpc: str, method: Callable[[Any], Any]) -> Behavior:
