@@ -9,6 +9,7 @@ is lost or written twice.
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import threading
@@ -39,7 +40,26 @@ _TAIL_BYTES = 64 * 1024
 
 
 def resume_point(path: str | os.PathLike[str]) -> tuple[int | None, int]:
-    """(timestamp of the file's last line, how many lines at its end carry it)."""
+    """(timestamp of the last line written, how many lines at the end carry it).
+
+    An empty or missing file right after a rotation says nothing, so the
+    newest rotated sibling (``<name>.<suffix>``, uncompressed) is read instead.
+    """
+    last, count = _file_resume_point(path)
+    if last is not None:
+        return last, count
+    current = Path(path)
+    rotated = [
+        p
+        for p in current.parent.glob(f"{glob.escape(current.name)}.*")
+        if not p.name.endswith(".gz") and p.is_file()
+    ]
+    if not rotated:
+        return None, 0
+    return _file_resume_point(max(rotated, key=lambda p: p.stat().st_mtime_ns))
+
+
+def _file_resume_point(path: str | os.PathLike[str]) -> tuple[int | None, int]:
     try:
         with open(path, "rb") as f:
             f.seek(0, os.SEEK_END)
@@ -86,6 +106,9 @@ class LogCopier:
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
 
     def _run(self) -> None:
         since, already = resume_point(self.path)
@@ -161,7 +184,12 @@ class LogCopiers:
         with self._lock:
             copier = self._copiers.get(container_id)
         if copier is not None:
-            copier._thread.join(timeout)
+            copier.join(timeout)
+
+    def finish(self, container_id: str, timeout: float) -> None:
+        """Let the copier drain what the engine still has, then forget it."""
+        self.wait(container_id, timeout)
+        self.stop(container_id)
 
     def stop(self, container_id: str) -> None:
         with self._lock:

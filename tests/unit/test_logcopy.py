@@ -81,3 +81,13 @@ def test_reopen_after_rotation(tmp_path: Path) -> None:
     assert [m for *_, m in lines(tmp_path / "c.log.1")] == [b"before"]
     assert [m for *_, m in lines(path)] == [b"after"]
     assert not copiers.reopen("c1")
+
+
+def test_resume_after_rotation_reads_the_rotated_file(tmp_path: Path) -> None:
+    path = tmp_path / "c.log"
+    copy(path, 2)
+    path.rename(tmp_path / "c.log.20261127-120000")
+    path.touch()  # rotation left an empty current file, then the server restarted
+    assert resume_point(path) == (2_000, 1)
+    copy(path, 5)
+    assert [m for *_, m in lines(path)] == [b"two again, same ns", b"thr", b"ee"]
