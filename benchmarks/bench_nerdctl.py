@@ -1,0 +1,356 @@
+"""The pod lifecycle through pycri's nerdctl shim, raw nerdctl, and containerd's own CRI.
+
+    python benchmarks/bench_nerdctl.py [--rounds 5] [--scale 20]
+
+Three columns, measured in one run with the rounds interleaved so machine
+noise hits all alike:
+
+* ``pycri``: ``pycri-server --shim nerdctl`` as a subprocess, driven by CRIClient;
+* ``nerdctl``: the same steps as plain nerdctl commands (the engine floor);
+* ``containerd``: containerd's own CRI plugin (namespace k8s.io) on
+  /run/containerd/containerd.sock, driven by the same CRIClient (the peer).
+
+Then the nerdctl processes pycri spent per RPC (from the server's Status
+info), and, with ``--scale N``, list latency with N pods of one container
+each. Everything created is removed again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pycri.api import api_pb2 as cri
+from pycri.client import CRIClient
+from pycri_shims.nerdctl import NerdctlOptions
+
+CONTAINERD_CRI = "unix:///run/containerd/containerd.sock"
+BUSYBOX = "docker.io/library/busybox:latest"
+STEPS = (
+    "RunPodSandbox",
+    "CreateContainer",
+    "StartContainer",
+    "StopContainer",
+    "RemoveContainer",
+    "StopPodSandbox",
+    "RemovePodSandbox",
+)
+LABEL = "pycri.bench=nerdctl"
+
+Timings = dict[str, list[float]]
+
+
+def timed(timings: Timings, step: str, action: Callable[[], object]) -> object:
+    started = time.perf_counter()
+    result = action()
+    timings.setdefault(step, []).append(time.perf_counter() - started)
+    return result
+
+
+# -- the CRI paths (pycri and containerd) ---------------------------------------------
+
+
+def pod_config(logs: Path) -> cri.PodSandboxConfig:
+    uid = uuid.uuid4().hex
+    return cri.PodSandboxConfig(
+        metadata=cri.PodSandboxMetadata(name=f"bench-{uid[:8]}", namespace="bench", uid=uid),
+        hostname=f"bench-{uid[:8]}",
+        log_directory=str(logs / uid),
+        labels={"pycri.bench": "nerdctl"},
+        linux=cri.LinuxPodSandboxConfig(),
+    )
+
+
+def container_config() -> cri.ContainerConfig:
+    return cri.ContainerConfig(
+        metadata=cri.ContainerMetadata(name="app"),
+        image=cri.ImageSpec(image=BUSYBOX),
+        command=["sleep", "3600"],
+        log_path="app.log",
+        linux=cri.LinuxContainerConfig(),
+    )
+
+
+def cri_lifecycle(client: CRIClient, logs: Path, timings: Timings, created: list[str]) -> None:
+    config = pod_config(logs)
+    pod_id = timed(
+        timings,
+        "RunPodSandbox",
+        lambda: client.run_pod_sandbox(cri.RunPodSandboxRequest(config=config)).pod_sandbox_id,
+    )
+    assert isinstance(pod_id, str)
+    created.append(pod_id)
+    request = cri.CreateContainerRequest(
+        pod_sandbox_id=pod_id, config=container_config(), sandbox_config=config
+    )
+    container_id = timed(
+        timings, "CreateContainer", lambda: client.create_container(request).container_id
+    )
+    assert isinstance(container_id, str)
+    timed(
+        timings,
+        "StartContainer",
+        lambda: client.start_container(cri.StartContainerRequest(container_id=container_id)),
+    )
+    timed(
+        timings,
+        "StopContainer",
+        lambda: client.stop_container(
+            cri.StopContainerRequest(container_id=container_id, timeout=2)
+        ),
+    )
+    timed(
+        timings,
+        "RemoveContainer",
+        lambda: client.remove_container(cri.RemoveContainerRequest(container_id=container_id)),
+    )
+    timed(
+        timings,
+        "StopPodSandbox",
+        lambda: client.stop_pod_sandbox(cri.StopPodSandboxRequest(pod_sandbox_id=pod_id)),
+    )
+    timed(
+        timings,
+        "RemovePodSandbox",
+        lambda: client.remove_pod_sandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=pod_id)),
+    )
+    created.remove(pod_id)
+
+
+def remove_pods(client: CRIClient, pod_ids: list[str]) -> None:
+    for pod_id in list(pod_ids):
+        try:
+            client.stop_pod_sandbox(cri.StopPodSandboxRequest(pod_sandbox_id=pod_id))
+            client.remove_pod_sandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
+            pod_ids.remove(pod_id)
+        except Exception as err:  # keep cleaning the others
+            print(f"could not remove pod {pod_id[:13]}: {err}", file=sys.stderr)
+
+
+# -- raw nerdctl ----------------------------------------------------------------------
+
+
+class Nerdctl:
+    def __init__(self, options: NerdctlOptions) -> None:
+        self.base = [options.nerdctl, *options.global_args()]
+        self.options = options
+
+    def __call__(self, *args: str) -> str:
+        result = subprocess.run(
+            [*self.base, *args], capture_output=True, text=True, timeout=120, check=False
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"nerdctl {' '.join(args)}: {result.stderr.strip()}")
+        return result.stdout.strip()
+
+
+def raw_lifecycle(nerdctl: Nerdctl, timings: Timings, created: list[str]) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    pod, app = f"bench-pod-{suffix}", f"bench-app-{suffix}"
+    created += [app, pod]
+    opts = nerdctl.options
+    timed(
+        timings,
+        "RunPodSandbox",
+        lambda: nerdctl(
+            "run", "-d", "--name", pod, "--pull", "never", "--net", opts.network,
+            "--hostname", pod, "--label", LABEL, opts.pause_image,
+        ),
+    )  # fmt: skip
+    timed(
+        timings,
+        "CreateContainer",
+        lambda: nerdctl(
+            "create", "--name", app, "--pull", "never", "--net", f"container:{pod}",
+            "--pid", f"container:{pod}", "--label", LABEL, BUSYBOX, "sleep", "3600",
+        ),
+    )  # fmt: skip
+    timed(timings, "StartContainer", lambda: nerdctl("start", app))
+    timed(timings, "StopContainer", lambda: nerdctl("stop", "-t", "2", app))
+    timed(timings, "RemoveContainer", lambda: nerdctl("rm", app))
+    created.remove(app)
+    timed(timings, "StopPodSandbox", lambda: nerdctl("stop", "-t", "10", pod))
+    timed(timings, "RemovePodSandbox", lambda: nerdctl("rm", pod))
+    created.remove(pod)
+
+
+# -- the server under test ------------------------------------------------------------------
+
+
+@contextmanager
+def pycri_server(directory: Path) -> Iterator[str]:
+    sock = directory / "pycri.sock"
+    endpoint = f"unix://{sock}"
+    command = [sys.executable, "-m", "pycri.server.main", "--shim", "nerdctl"]
+    with open(directory / "server.log", "wb") as log:
+        process = subprocess.Popen(
+            [*command, "--listen", endpoint, "--log-level", "warning"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while not sock.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"pycri-server did not start: {directory / 'server.log'}")
+            time.sleep(0.05)
+        yield endpoint
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def process_counts(client: CRIClient) -> dict[str, dict[str, float]]:
+    info = client.status(cri.StatusRequest(verbose=True)).info
+    counts: dict[str, dict[str, float]] = json.loads(info["nerdctlProcesses"])
+    return counts
+
+
+# -- list latency at scale ------------------------------------------------------------------
+
+
+def median_ms(action: Callable[[], object], repeat: int = 7) -> float:
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        action()
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples) * 1000
+
+
+def populate(client: CRIClient, logs: Path, count: int, created: list[str]) -> None:
+    for _ in range(count):
+        config = pod_config(logs)
+        pod_id = client.run_pod_sandbox(cri.RunPodSandboxRequest(config=config)).pod_sandbox_id
+        created.append(pod_id)
+        request = cri.CreateContainerRequest(
+            pod_sandbox_id=pod_id, config=container_config(), sandbox_config=config
+        )
+        container_id = client.create_container(request).container_id
+        client.start_container(cri.StartContainerRequest(container_id=container_id))
+
+
+def list_latency(client: CRIClient) -> tuple[float, float]:
+    return (
+        median_ms(lambda: client.list_pod_sandbox()),
+        median_ms(lambda: client.list_containers()),
+    )
+
+
+# -- report -----------------------------------------------------------------------------------
+
+
+def report(columns: dict[str, Timings], counts: dict[str, float]) -> None:
+    names = list(columns)
+    print(f"\npod lifecycle, median ms over the rounds ({', '.join(names)})")
+    header = f"{'step':<18}" + "".join(f"{n:>12}" for n in names)
+    print(header + f"{'pycri/nerdctl':>15}{'pycri/CRI':>11}{'procs/RPC':>11}")
+    totals = dict.fromkeys(names, 0.0)
+    for step in STEPS:
+        medians = {n: statistics.median(columns[n][step]) * 1000 for n in names}
+        for n in names:
+            totals[n] += medians[n]
+        print(
+            f"{step:<18}"
+            + "".join(f"{medians[n]:>12.1f}" for n in names)
+            + f"{medians['pycri'] / medians['nerdctl']:>15.2f}"
+            + f"{medians['pycri'] / medians['containerd']:>11.2f}"
+            + f"{counts.get(step, 0):>11.1f}"
+        )
+    print(
+        f"{'total':<18}"
+        + "".join(f"{totals[n]:>12.1f}" for n in names)
+        + f"{totals['pycri'] / totals['nerdctl']:>15.2f}"
+        + f"{totals['pycri'] / totals['containerd']:>11.2f}"
+        + f"{sum(counts.get(s, 0) for s in STEPS):>11.1f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--scale", type=int, default=20, help="pods for the list test (0: skip)")
+    args = parser.parse_args()
+
+    options = NerdctlOptions()
+    nerdctl = Nerdctl(options)
+    columns: dict[str, Timings] = {"pycri": {}, "nerdctl": {}, "containerd": {}}
+    pycri_pods: list[str] = []
+    containerd_pods: list[str] = []
+    raw_names: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="pycri-bench-") as tmp:
+        logs = Path(tmp) / "logs"
+        with pycri_server(Path(tmp)) as endpoint:
+            pycri = CRIClient(endpoint, timeout=120)
+            native = CRIClient(CONTAINERD_CRI, timeout=120)
+            try:
+                print(f"pycri:      {pycri.version().runtime_version}")
+                print(f"containerd: {native.version().runtime_version} (its CRI plugin, k8s.io)")
+                # warm-up: first calls load images, CNI plugins and Python modules
+                cri_lifecycle(pycri, logs, {}, pycri_pods)
+                cri_lifecycle(native, logs, {}, containerd_pods)
+                raw_lifecycle(nerdctl, {}, raw_names)
+                before = process_counts(pycri)
+                for _ in range(args.rounds):
+                    cri_lifecycle(pycri, logs, columns["pycri"], pycri_pods)
+                    raw_lifecycle(nerdctl, columns["nerdctl"], raw_names)
+                    cri_lifecycle(native, logs, columns["containerd"], containerd_pods)
+                after = process_counts(pycri)
+                counts = {
+                    rpc: (after[rpc]["processes"] - before.get(rpc, {}).get("processes", 0))
+                    / args.rounds
+                    for rpc in STEPS
+                    if rpc in after
+                }
+                report(columns, counts)
+                if args.scale:
+                    scale(args.scale, pycri, native, nerdctl, logs, pycri_pods, containerd_pods)
+            finally:
+                remove_pods(pycri, pycri_pods)
+                remove_pods(native, containerd_pods)
+                for name in raw_names:
+                    subprocess.run([*nerdctl.base, "rm", "-f", name], capture_output=True)
+                pycri.close()
+                native.close()
+
+
+def scale(
+    count: int,
+    pycri: CRIClient,
+    native: CRIClient,
+    nerdctl: Nerdctl,
+    logs: Path,
+    pycri_pods: list[str],
+    containerd_pods: list[str],
+) -> None:
+    print(f"\nlists with {count} running pods of one container each, median ms")
+    populate(pycri, logs, count, pycri_pods)
+    populate(native, logs, count, containerd_pods)
+    ours = list_latency(pycri)
+    theirs = list_latency(native)
+    kind = "label=io.kubernetes.docker.type"
+    raw = (
+        median_ms(
+            lambda: nerdctl("ps", "-a", "--format", "json", "--filter", f"{kind}=podsandbox")
+        ),
+        median_ms(lambda: nerdctl("ps", "-a", "--format", "json", "--filter", f"{kind}=container")),
+    )
+    print(f"{'RPC':<18}{'pycri':>12}{'nerdctl ps':>12}{'containerd':>12}")
+    for index, rpc in enumerate(("ListPodSandbox", "ListContainers")):
+        print(f"{rpc:<18}{ours[index]:>12.1f}{raw[index]:>12.1f}{theirs[index]:>12.1f}")
+    remove_pods(pycri, pycri_pods)
+    remove_pods(native, containerd_pods)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,12 @@
+"""The containerd shim: the CRI on containerd, driving the nerdctl CLI.
+
+    pycri-server --shim nerdctl -O namespace=pycri -O cni_path=/usr/lib/cni
+
+Options are the fields of :class:`NerdctlOptions`; see :mod:`.shim` for
+what each RPC costs in nerdctl processes.
+"""
+
+from .options import NerdctlOptions
+from .shim import NerdctlShim
+
+__all__ = ["NerdctlOptions", "NerdctlShim"]

@@ -1,0 +1,289 @@
+"""CRI configs to ``nerdctl run`` / ``nerdctl create`` argument lists.
+
+Pure functions: no process is started here, so every mapping rule can be
+read (and unit tested) in one place.
+
+Namespaces follow the CRI: ``NamespaceOption.pid`` defaults to POD (its
+zero value), so containers share the pod's PID namespace unless the
+request says CONTAINER, as the kubelet does for pods without
+``shareProcessNamespace``. NODE means the host's namespace, TARGET another
+container's. nerdctl 1.x cannot join another container's IPC namespace
+(only ``host`` or ``private``), so there containers of one pod get an IPC
+namespace each; nerdctl 2 gets ``--ipc container:<sandbox>``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Iterable, Sequence
+
+from pycri.api import api_pb2 as cri
+from pycri.core.linux import bounding_capabilities
+from pycri.errors import InvalidArgumentError
+
+__all__ = ["container_args", "mounts_label", "namespace_label", "sandbox_args", "update_args"]
+
+_PROTOCOLS = {cri.TCP: "tcp", cri.UDP: "udp", cri.SCTP: "sctp"}
+_PROPAGATION = {
+    cri.PROPAGATION_PRIVATE: "rprivate",
+    cri.PROPAGATION_HOST_TO_CONTAINER: "rslave",
+    cri.PROPAGATION_BIDIRECTIONAL: "rshared",
+}
+
+
+def _labels(labels: dict[str, str]) -> list[str]:
+    # --label is a string array in nerdctl: commas and '=' in values are safe
+    out: list[str] = []
+    for key, value in labels.items():
+        out += ["--label", f"{key}={value}"]
+    return out
+
+
+def _namespace_options(config: cri.PodSandboxConfig) -> cri.NamespaceOption:
+    return config.linux.security_context.namespace_options
+
+
+def namespace_label(config: cri.PodSandboxConfig) -> str:
+    """The pod's namespace modes, kept on the sandbox for PodSandboxStatus."""
+    ns = _namespace_options(config)
+    return json.dumps({"network": ns.network, "pid": ns.pid, "ipc": ns.ipc})
+
+
+def sandbox_args(
+    config: cri.PodSandboxConfig,
+    name: str,
+    labels: dict[str, str],
+    network: str,
+    pause_image: str,
+) -> list[str]:
+    """``nerdctl run -d ...`` for the pause container of a pod."""
+    ns = _namespace_options(config)
+    host_network = ns.network == cri.NODE
+    args = ["run", "-d", "--name", name, "--pull", "never", "--log-driver", "json-file"]
+    args += ["--net", "host" if host_network else network]
+    if not host_network and config.hostname:
+        args += ["--hostname", config.hostname]
+    if ns.pid == cri.NODE:
+        args += ["--pid", "host"]
+    if ns.ipc == cri.NODE:
+        args += ["--ipc", "host"]
+    dns = config.dns_config
+    for server in dns.servers:
+        args += ["--dns", server]
+    for search in dns.searches:
+        args += ["--dns-search", search]
+    for option in dns.options:
+        args += ["--dns-option", option]
+    if not host_network:
+        for port in config.port_mappings:
+            if port.host_port <= 0:
+                continue  # the CRI's "no host port"
+            host = f"{port.host_ip}:" if port.host_ip else ""
+            proto = _PROTOCOLS.get(port.protocol, "tcp")
+            args += ["--publish", f"{host}{port.host_port}:{port.container_port}/{proto}"]
+    for key, value in sorted(config.linux.sysctls.items()):
+        args += ["--sysctl", f"{key}={value}"]
+    if config.linux.cgroup_parent:
+        args += ["--cgroup-parent", config.linux.cgroup_parent]
+    args += _labels(labels)
+    args.append(pause_image)
+    return args
+
+
+def mounts_label(mounts: Iterable[cri.Mount]) -> str:
+    """The CRI mounts as JSON, so ContainerStatus can report them as requested."""
+    return json.dumps(
+        [
+            {
+                "container_path": m.container_path,
+                "host_path": m.host_path,
+                "readonly": m.readonly,
+                "selinux_relabel": m.selinux_relabel,
+                "propagation": m.propagation,
+            }
+            for m in mounts
+        ],
+        separators=(",", ":"),
+    )
+
+
+def _csv(fields: Sequence[str]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow(fields)
+    return buffer.getvalue()
+
+
+def _mount_args(mount: cri.Mount) -> list[str]:
+    if not mount.container_path or not mount.host_path:
+        raise InvalidArgumentError("a mount needs container_path and host_path")
+    # containerd's CRI creates a missing host path as a directory; so do we
+    if not os.path.exists(mount.host_path):
+        os.makedirs(mount.host_path, mode=0o755, exist_ok=True)
+    fields = ["type=bind", f"source={mount.host_path}", f"target={mount.container_path}"]
+    if mount.readonly:
+        fields.append("readonly")
+    fields.append(f"bind-propagation={_PROPAGATION.get(mount.propagation, 'rprivate')}")
+    # --mount is parsed as CSV by nerdctl: quoting keeps commas in paths intact
+    return ["--mount", _csv(fields)]
+
+
+def _capability(name: str) -> str:
+    return name.upper().removeprefix("CAP_")
+
+
+def _security_args(sc: cri.LinuxContainerSecurityContext) -> list[str]:
+    args: list[str] = []
+    user = ""
+    if sc.HasField("run_as_user"):
+        user = str(sc.run_as_user.value)
+    elif sc.run_as_username:
+        user = sc.run_as_username
+    if sc.HasField("run_as_group"):
+        if not user:
+            user = "0"  # nerdctl needs a user to name a group
+        user += f":{sc.run_as_group.value}"
+    if user:
+        args += ["--user", user]
+    for gid in sc.supplemental_groups:
+        args += ["--group-add", str(gid)]
+    if sc.readonly_rootfs:
+        args.append("--read-only")
+    if sc.no_new_privs:
+        args += ["--security-opt", "no-new-privileges"]
+    host_caps = bounding_capabilities()
+    if sc.privileged:
+        # --privileged asks for every capability and fails on hosts whose
+        # bounding set lacks some; grant exactly the host's instead.
+        args += [
+            "--cap-add",
+            ",".join(host_caps),
+            "--security-opt",
+            "seccomp=unconfined",
+            "--security-opt",
+            "apparmor=unconfined",
+        ]
+    else:
+        adds = [_capability(c) for c in sc.capabilities.add_capabilities]
+        if "ALL" in adds:
+            adds = host_caps
+        if adds:
+            args += ["--cap-add", ",".join(adds)]
+        drops = [_capability(c) for c in sc.capabilities.drop_capabilities]
+        if drops:
+            args += ["--cap-drop", ",".join(drops)]
+        args += _profile_args("seccomp", sc.seccomp, sc.seccomp_profile_path)
+        args += _profile_args("apparmor", sc.apparmor, sc.apparmor_profile)
+    return args
+
+
+def _profile_args(kind: str, profile: cri.SecurityProfile, legacy: str) -> list[str]:
+    if profile.profile_type == cri.SecurityProfile.Unconfined or legacy == "unconfined":
+        return ["--security-opt", f"{kind}=unconfined"]
+    if profile.profile_type == cri.SecurityProfile.Localhost and profile.localhost_ref:
+        return ["--security-opt", f"{kind}={profile.localhost_ref}"]
+    if legacy.startswith("localhost/"):
+        return ["--security-opt", f"{kind}={legacy.removeprefix('localhost/')}"]
+    return []
+
+
+def _resource_args(res: cri.LinuxContainerResources) -> list[str]:
+    args: list[str] = []
+    if res.cpu_shares:
+        args += ["--cpu-shares", str(res.cpu_shares)]
+    if res.cpu_period:
+        args += ["--cpu-period", str(res.cpu_period)]
+    if res.cpu_quota:
+        args += ["--cpu-quota", str(res.cpu_quota)]
+    if res.memory_limit_in_bytes:
+        args += ["--memory", str(res.memory_limit_in_bytes)]
+    if res.memory_swap_limit_in_bytes:
+        args += ["--memory-swap", str(res.memory_swap_limit_in_bytes)]
+    if res.cpuset_cpus:
+        args += ["--cpuset-cpus", res.cpuset_cpus]
+    if res.cpuset_mems:
+        args += ["--cpuset-mems", res.cpuset_mems]
+    # Lowering oom_score_adj is forbidden on some hosts (and by containerd's
+    # restrict_oom_score_adj): only raising it is passed on.
+    if res.oom_score_adj > 0:
+        args += ["--oom-score-adj", str(res.oom_score_adj)]
+    for key, value in sorted(res.unified.items()):
+        args += ["--cgroup-conf", f"{key}={value}"]
+    return args
+
+
+def container_args(
+    config: cri.ContainerConfig,
+    sandbox_config: cri.PodSandboxConfig,
+    pod_id: str,
+    name: str,
+    labels: dict[str, str],
+    image: str,
+    *,
+    ipc_join: bool,
+) -> list[str]:
+    """``nerdctl create ...`` for a container of the pod ``pod_id``."""
+    pod_ns = _namespace_options(sandbox_config)
+    ns = config.linux.security_context.namespace_options
+    args = ["create", "--name", name, "--pull", "never", "--log-driver", "json-file"]
+    # the pod's network (host or CNI) is the pause container's: join it
+    args += ["--net", f"container:{pod_id}"]
+    if ns.pid == cri.NODE:
+        args += ["--pid", "host"]
+    elif ns.pid == cri.TARGET:
+        if not ns.target_id:
+            raise InvalidArgumentError("namespace_options.pid is TARGET but target_id is empty")
+        args += ["--pid", f"container:{ns.target_id}"]
+    elif ns.pid == cri.POD:
+        args += ["--pid", "host" if pod_ns.pid == cri.NODE else f"container:{pod_id}"]
+    if pod_ns.ipc == cri.NODE or ns.ipc == cri.NODE:
+        args += ["--ipc", "host"]
+    elif ipc_join:
+        args += ["--ipc", f"container:{pod_id}"]
+    if config.working_dir:
+        args += ["--workdir", config.working_dir]
+    for env in config.envs:
+        args += ["--env", f"{env.key}={env.value}"]
+    for mount in config.mounts:
+        args += _mount_args(mount)
+    for device in config.devices:
+        perms = device.permissions or "rwm"
+        args += ["--device", f"{device.host_path}:{device.container_path}:{perms}"]
+    if sandbox_config.linux.cgroup_parent:
+        # the kubelet's pod cgroup holds every container of the pod
+        args += ["--cgroup-parent", sandbox_config.linux.cgroup_parent]
+    if config.tty:
+        args.append("--tty")
+    if config.stdin:
+        args.append("--interactive")
+    args += _resource_args(config.linux.resources)
+    args += _security_args(config.linux.security_context)
+    args += _labels(labels)
+    # CRI command replaces the image's ENTRYPOINT (and, as in Docker, its
+    # CMD); args replace CMD. --entrypoint is a string array in nerdctl.
+    for part in config.command:
+        args += ["--entrypoint", part]
+    args.append(image)
+    args += list(config.args)
+    return args
+
+
+def update_args(res: cri.LinuxContainerResources) -> list[str]:
+    """``nerdctl update`` flags for new resources (what ``update`` can change)."""
+    args: list[str] = []
+    for flag, value in (
+        ("--cpu-shares", res.cpu_shares),
+        ("--cpu-period", res.cpu_period),
+        ("--cpu-quota", res.cpu_quota),
+        ("--memory", res.memory_limit_in_bytes),
+        ("--memory-swap", res.memory_swap_limit_in_bytes),
+    ):
+        if value:
+            args += [flag, str(value)]
+    if res.cpuset_cpus:
+        args += ["--cpuset-cpus", res.cpuset_cpus]
+    if res.cpuset_mems:
+        args += ["--cpuset-mems", res.cpuset_mems]
+    return args

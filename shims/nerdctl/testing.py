@@ -1,0 +1,102 @@
+"""Helpers for tests and benchmarks that run the nerdctl shim against real containerd."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from pycri.api import api_pb2 as cri
+
+from .options import NerdctlOptions
+from .shim import NerdctlShim
+
+__all__ = ["Created", "TrackingShim", "nerdctl", "why_unavailable"]
+
+#: the images setup-runtimes.sh imports into the pycri namespace
+REQUIRED_IMAGES = ("docker.io/library/busybox:latest", "registry.k8s.io/pause:3.9")
+
+
+def nerdctl(*args: str, options: NerdctlOptions | None = None, timeout: float = 60) -> str:
+    """Run nerdctl with the shim's global flags; stdout, or AssertionError with stderr."""
+    options = options or NerdctlOptions()
+    result = subprocess.run(
+        [options.nerdctl, *options.global_args(), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"nerdctl {' '.join(args)} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def why_unavailable(options: NerdctlOptions | None = None) -> str | None:
+    """Why the shim cannot run here (None when nerdctl, containerd and images are ready)."""
+    options = options or NerdctlOptions()
+    if not (os.access(options.nerdctl, os.X_OK) or shutil.which(options.nerdctl)):
+        return f"nerdctl is not installed at {options.nerdctl} (scripts/setup-runtimes.sh)"
+    try:
+        listed = nerdctl("images", "--format", "json", options=options, timeout=20)
+    except (AssertionError, subprocess.TimeoutExpired, OSError) as err:
+        return f"containerd is not reachable through nerdctl ({err}); run scripts/setup-runtimes.sh"
+    names = {json.loads(line).get("Name") for line in listed.splitlines() if line.strip()}
+    missing = [image for image in REQUIRED_IMAGES if image not in names]
+    if missing:
+        return f"images {missing} are missing in namespace {options.namespace}"
+    return None
+
+
+class Created:
+    """Ids of the pods and containers a test module made, to check none is left.
+
+    Tracking ids (rather than comparing the namespace before and after)
+    keeps the check right while other test runs share the namespace.
+    """
+
+    def __init__(self) -> None:
+        self.ids: set[str] = set()
+
+    def add(self, object_id: str) -> str:
+        self.ids.add(object_id)
+        return object_id
+
+    def left(self, options: NerdctlOptions | None = None) -> dict[str, set[str]]:
+        """What of it still exists: containers, and CNI IP allocations held for them."""
+        options = options or NerdctlOptions()
+        existing = set(nerdctl("ps", "-a", "-q", "--no-trunc", options=options).split())
+        allocations = Path("/var/lib/cni/networks") / options.network
+        held: set[str] = set()
+        if allocations.is_dir():
+            for path in allocations.iterdir():
+                try:
+                    owner = path.read_text().split()[0] if path.name[0].isdigit() else ""
+                except (OSError, IndexError):
+                    continue
+                # host-local records "<namespace>-<container id>"
+                if owner.removeprefix(f"{options.namespace}-") in self.ids:
+                    held.add(f"{path.name} ({owner[:40]})")
+        found = {"containers": self.ids & existing, "ip_allocations": held}
+        return {k: v for k, v in found.items() if v}
+
+
+class TrackingShim(NerdctlShim):
+    """A NerdctlShim that records every pod and container it creates in ``created``."""
+
+    def __init__(self, created: Created, options: NerdctlOptions | None = None) -> None:
+        super().__init__(options)
+        self.created = created
+
+    def run_pod_sandbox(self, config: cri.PodSandboxConfig, runtime_handler: str) -> str:
+        return self.created.add(super().run_pod_sandbox(config, runtime_handler))
+
+    def create_container(
+        self,
+        pod_id: str,
+        config: cri.ContainerConfig,
+        sandbox_config: cri.PodSandboxConfig,
+    ) -> str:
+        return self.created.add(super().create_container(pod_id, config, sandbox_config))
