@@ -1,0 +1,57 @@
+"""pycri.kubelet: run Kubernetes Pod manifests through any CRI endpoint and keep them alive.
+
+    from pycri.client import CRIClient
+    from pycri.kubelet import Kubelet
+
+    with CRIClient("unix:///run/containerd/containerd.sock") as client:
+        kubelet = Kubelet(client, manifest_dir="manifests", root_dir="state")
+        kubelet.apply(open("pod.yaml").read())
+        kubelet.sync_once()
+        print(kubelet.pod_status("web").phase)
+
+The command line is ``pycri-kubelet`` (:mod:`pycri.kubelet.cli`); docs/kubelet.md
+describes both and where the kubelet keeps things.
+"""
+
+import logging
+
+from pycri.kubelet.clock import Clock, ManualClock, SystemClock
+from pycri.kubelet.kubelet import Kubelet, PodInfo, SyncReport
+from pycri.kubelet.manifest import (
+    Manifest,
+    ManifestError,
+    ManifestObject,
+    load_documents,
+    parse_documents,
+    parse_manifest,
+)
+from pycri.kubelet.spec import Container, Deployment, ExecProbe, Pod, PodSpec, Volume
+from pycri.kubelet.status import Condition, ContainerState, ContainerStatus, PodStatus
+
+__all__ = [
+    "Clock",
+    "Condition",
+    "Container",
+    "ContainerState",
+    "ContainerStatus",
+    "Deployment",
+    "ExecProbe",
+    "Kubelet",
+    "Manifest",
+    "ManifestError",
+    "ManifestObject",
+    "ManualClock",
+    "Pod",
+    "PodInfo",
+    "PodSpec",
+    "PodStatus",
+    "SyncReport",
+    "SystemClock",
+    "Volume",
+    "load_documents",
+    "parse_documents",
+    "parse_manifest",
+]
+
+# the daemon configures logging; a library and its one-shot commands stay quiet
+logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -1,0 +1,5 @@
+"""``python -m pycri.kubelet``: the same as ``pycri-kubelet``."""
+
+from pycri.kubelet.cli import main
+
+main()
