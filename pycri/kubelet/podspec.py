@@ -85,6 +85,7 @@ _POD_FIELDS = (
     "dnsConfig",
     "securityContext",
     "nodeName",
+    "runtimeClassName",
 )
 _CONTAINER_FIELDS = (
     "name",
@@ -186,6 +187,7 @@ class _PodSpecReader:
             security_context=self.pod_security(
                 spec.get("securityContext"), join(path, "securityContext")
             ),
+            runtime_class_name=f.string(spec, "runtimeClassName", path),
         )
 
     # -- containers ------------------------------------------------------------------

@@ -129,7 +129,7 @@ class PodSyncer:
         try:
             Path(config.log_directory).mkdir(parents=True, exist_ok=True)
             sandbox_id = self.client.run_pod_sandbox(
-                cri.RunPodSandboxRequest(config=config)
+                cri.RunPodSandboxRequest(config=config, runtime_handler=pod.spec.runtime_class_name)
             ).pod_sandbox_id
         except (CRIError, OSError) as err:
             message = f"Failed to create pod sandbox: {err}"

@@ -165,6 +165,8 @@ class PodSpec:
     dns_policy: str = "ClusterFirst"
     dns_config: DNSConfig | None = None
     security_context: PodSecurityContext = field(default_factory=PodSecurityContext)
+    #: without an API server there are no RuntimeClass objects: the name is the handler
+    runtime_class_name: str = ""
 
     def all_containers(self) -> tuple[Container, ...]:
         return (*self.init_containers, *self.containers)

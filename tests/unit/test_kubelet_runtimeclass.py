@@ -1,0 +1,66 @@
+"""spec.runtimeClassName picks the runtime handler: pods move between shims of one server."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from pycri.api import api_pb2 as cri
+from pycri.client import CRIClient
+from pycri.core.router import HandlerRouter
+from pycri.core.runtime import CRIRuntime
+from pycri.kubelet import Kubelet
+from pycri.server.server import CRIServer
+from pycri_shims.fake import FakeShim
+
+
+def pod(runtime_class: str) -> str:
+    return f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: web, namespace: default}}
+spec:
+  runtimeClassName: {runtime_class}
+  containers:
+  - name: app
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: [sleep, "3600"]
+"""
+
+
+def test_pod_moves_to_another_handler_when_its_runtime_class_changes(tmp_path: Path) -> None:
+    fakes = {"docker": FakeShim(), "containerd": FakeShim()}
+    runtime = CRIRuntime(HandlerRouter(fakes, default="docker"))
+    with (
+        CRIServer(runtime, f"unix://{tmp_path / 'cri.sock'}") as server,
+        CRIClient(server.address) as client,
+    ):
+        kubelet = Kubelet(
+            client,
+            manifest_dir=tmp_path / "manifests",
+            root_dir=tmp_path / "root",
+            log_root=tmp_path / "logs",
+            node_name="n1",
+        )
+
+        def handlers() -> list[str]:
+            return [p.runtime_handler for p in client.list_pod_sandbox().items]
+
+        def settle(expected: list[str]) -> None:
+            deadline = time.monotonic() + 10
+            while handlers() != expected or kubelet.pod_status("web", "default").phase != "Running":
+                assert time.monotonic() < deadline, handlers()
+                kubelet.sync_once()
+                time.sleep(0.05)
+
+        kubelet.apply(pod("docker"))
+        settle(["docker"])
+        kubelet.apply(pod("containerd"))
+        settle(["containerd"])
+        assert not fakes["docker"].list_pod_sandboxes(None)
+        assert [c.state for c in fakes["containerd"].list_containers(None)] == [
+            cri.CONTAINER_RUNNING
+        ]
+        kubelet.delete("web", "default")
+    runtime.close()
