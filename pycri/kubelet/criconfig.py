@@ -82,6 +82,7 @@ def sandbox_hash(pod: Pod) -> str:
             "volumes": [repr(v) for v in spec.volumes],
             "ports": [repr(p) for c in spec.all_containers() for p in c.ports if p.host_port],
             "privileged": any(c.security_context.privileged for c in spec.all_containers()),
+            "runtimeHandler": spec.runtime_class_name,
         }
     )
 

@@ -16,6 +16,7 @@ does not hold up the others.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -104,8 +105,12 @@ class Kubelet:
         sync_period: float = 1.0,
         node_ip: str | None = None,
         resolv_conf: str | os.PathLike[str] = "/etc/resolv.conf",
+        runtime_handler: str = "",
     ) -> None:
         self.client = client
+        #: the handler of pods without spec.runtimeClassName (the node's runtime)
+        self.runtime_handler = runtime_handler
+        self._handler_overrides: dict[tuple[str, str], str] = {}
         self.node = node_name or default_node_name()
         if not valid_node_name(self.node):
             raise ValueError(
@@ -165,8 +170,29 @@ class Kubelet:
         for future in pending:
             future.exception()  # let in-flight syncs finish (their errors are logged)
 
+    def move(self, name: str, namespace: str, runtime_handler: str) -> None:
+        """Run this pod on another runtime handler from the next sync, manifest unchanged.
+
+        The pod is killed and re-created there (a new sandbox attempt), the way
+        a node drained from dockershim comes back on containerd, one pod at a time.
+        """
+        with self._lock:
+            self._handler_overrides[(namespace, name)] = runtime_handler
+
+    def _with_handlers(self, desired: DesiredState) -> DesiredState:
+        with self._lock:
+            overrides = dict(self._handler_overrides)
+        for uid, pod in desired.pods.items():
+            handler = overrides.get((pod.namespace, pod.name)) or (
+                pod.spec.runtime_class_name or self.runtime_handler
+            )
+            if handler != pod.spec.runtime_class_name:
+                spec = dataclasses.replace(pod.spec, runtime_class_name=handler)
+                desired.pods[uid] = dataclasses.replace(pod, spec=spec)
+        return desired
+
     def _dispatch(self) -> tuple[SyncReport, dict[str, Future[None]]]:
-        desired = self.manifests.load()
+        desired = self._with_handlers(self.manifests.load())
         observed = self.relister.relist()
         report = SyncReport(len(desired.pods), len(observed), warnings=list(desired.warnings))
         protected = self._protected(desired, observed)

@@ -64,3 +64,40 @@ def test_pod_moves_to_another_handler_when_its_runtime_class_changes(tmp_path: P
         ]
         kubelet.delete("web", "default")
     runtime.close()
+
+
+def test_move_runs_the_same_manifest_on_another_handler(tmp_path: Path) -> None:
+    fakes = {"docker": FakeShim(), "containerd": FakeShim()}
+    runtime = CRIRuntime(HandlerRouter(fakes, default="containerd"))
+    with (
+        CRIServer(runtime, f"unix://{tmp_path / 'cri.sock'}") as server,
+        CRIClient(server.address) as client,
+    ):
+        kubelet = Kubelet(
+            client,
+            manifest_dir=tmp_path / "manifests",
+            root_dir=tmp_path / "root",
+            log_root=tmp_path / "logs",
+            node_name="n1",
+            runtime_handler="docker",
+        )
+        kubelet.apply(pod("").replace("  runtimeClassName: \n", ""))
+
+        def running_on(handler: str) -> bool:
+            kubelet.sync_once()
+            pods = client.list_pod_sandbox().items
+            ready = [p.runtime_handler for p in pods if p.state == cri.SANDBOX_READY]
+            return ready == [handler] and kubelet.pod_status("web", "default").phase == "Running"
+
+        deadline = time.monotonic() + 10
+        while not running_on("docker"):
+            assert time.monotonic() < deadline
+        uid = client.list_pod_sandbox().items[0].metadata.uid
+        kubelet.move("web", "default", "containerd")
+        while not running_on("containerd"):
+            assert time.monotonic() < deadline + 10
+        ready = [p for p in client.list_pod_sandbox().items if p.state == cri.SANDBOX_READY]
+        assert ready[0].metadata.uid == uid  # the same pod, not a new one
+        assert ready[0].metadata.attempt == 1
+        kubelet.delete("web", "default")
+    runtime.close()
