@@ -41,7 +41,8 @@ Resp = TypeVar("Resp", bound=Message)
 def _translate(err: grpc.RpcError, rpc: str, endpoint: str) -> CRIError:
     code = err.code()
     details = err.details() or code.name
-    if code == grpc.StatusCode.UNAVAILABLE and "connect" in details.lower():
+    # grpc's own words for "nothing answers there", not an engine's UNAVAILABLE
+    if code == grpc.StatusCode.UNAVAILABLE and "failed to connect to all addresses" in details:
         return UnavailableError(
             f"cannot reach the CRI endpoint {endpoint}: {details}. "
             "Is the runtime running, and is this the right socket?",

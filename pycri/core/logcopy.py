@@ -162,13 +162,13 @@ class LogCopiers:
         """Start copying unless a live copier for this container exists."""
         if not path:
             return
-        with self._lock:
+        with self._lock:  # started under the lock: two callers never start two copiers
             current = self._copiers.get(container_id)
             if current is not None and current.alive:
                 return
             copier = LogCopier(container_id, path, source)
             self._copiers[container_id] = copier
-        copier.start()
+            copier.start()
 
     def reopen(self, container_id: str) -> bool:
         """Reopen the file of a live copier; False when there is none."""

@@ -47,7 +47,8 @@ __all__ = ["ConformanceConfig", "PodFactory", "ShimConformance", "wait_for"]
 class ConformanceConfig:
     #: an image present in the runtime, with busybox's sh, echo, sleep
     image: str = "docker.io/library/busybox:latest"
-    #: an image the runtime can pull (and that the suite may remove afterwards)
+    #: an image the runtime can pull and the suite removes afterwards; it must not be
+    #: ``image`` itself under another name (RemoveImage drops every tag of an image id)
     pull_image: str = "docker.io/library/busybox:1.36"
     #: seconds to wait for a container to reach a state
     state_timeout: float = 30.0
