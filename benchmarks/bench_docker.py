@@ -1,0 +1,355 @@
+"""The Docker shim against Docker itself, side by side in one run.
+
+    python benchmarks/bench_docker.py [--rounds 10] [--pods 110] [--list-rounds 200]
+
+(a) A full pod lifecycle (run pod, create, start, stop, remove, stop pod,
+    remove pod) through ``pycri-server --shim docker`` (a subprocess on a unix
+    socket, driven by CRIClient) against the same Docker operations made
+    directly with the Docker SDK; rounds alternate so machine noise hits both.
+    Target: overhead ratio (median pycri / median direct) at most 1.15.
+(b) The kubelet's relist (ListPodSandbox + ListContainers) with ``--pods``
+    pods of two running containers each, alternating with the one Docker list
+    call it costs at least; with the shim's default (one Docker call per
+    list) and with ``list_window=0.25`` (one call answers both lists).
+    Target: p99 of a relist at most 100 ms.
+
+Everything it creates carries a per-run label and is removed at the end,
+also after a failure or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import docker
+
+from pycri.api import api_pb2 as cri
+from pycri.client import CRIClient
+from pycri_shims.docker.logs import prune_locks
+
+PAUSE = "registry.k8s.io/pause:3.9"
+BUSYBOX = "docker.io/library/busybox:latest"
+STEPS = ("run pod", "create", "start", "stop", "remove", "stop pod", "remove pod")
+RUN = uuid.uuid4().hex[:8]
+LABEL = {"pycri.bench": RUN}
+
+Timings = dict[str, float]
+
+
+def timed(steps: Timings, name: str, call: Callable[[], Any]) -> Any:
+    started = time.perf_counter()
+    result = call()
+    steps[name] = time.perf_counter() - started
+    return result
+
+
+# -- (a) one pod lifecycle, two ways ---------------------------------------------------
+
+
+def pod_config(name: str, log_dir: Path) -> cri.PodSandboxConfig:
+    uid = uuid.uuid4().hex
+    return cri.PodSandboxConfig(
+        metadata=cri.PodSandboxMetadata(name=name, namespace="bench", uid=uid),
+        hostname=name,
+        log_directory=str(log_dir / uid),
+        labels=LABEL,
+        linux=cri.LinuxPodSandboxConfig(),
+    )
+
+
+def container_config(name: str) -> cri.ContainerConfig:
+    return cri.ContainerConfig(
+        metadata=cri.ContainerMetadata(name=name),
+        image=cri.ImageSpec(image=BUSYBOX),
+        command=["sleep", "3600"],
+        log_path=f"{name}.log",
+        labels=LABEL,
+    )
+
+
+def lifecycle_pycri(client: CRIClient, log_dir: Path, index: int) -> Timings:
+    steps: Timings = {}
+    config = pod_config(f"bench-{RUN}-a{index}", log_dir)
+    pod_id = timed(
+        steps,
+        "run pod",
+        lambda: client.run_pod_sandbox(cri.RunPodSandboxRequest(config=config)).pod_sandbox_id,
+    )
+    request = cri.CreateContainerRequest(
+        pod_sandbox_id=pod_id, config=container_config("app"), sandbox_config=config
+    )
+    container_id = timed(steps, "create", lambda: client.create_container(request).container_id)
+    timed(
+        steps,
+        "start",
+        lambda: client.start_container(cri.StartContainerRequest(container_id=container_id)),
+    )
+    timed(
+        steps,
+        "stop",
+        lambda: client.stop_container(
+            cri.StopContainerRequest(container_id=container_id, timeout=10)
+        ),
+    )
+    timed(
+        steps,
+        "remove",
+        lambda: client.remove_container(cri.RemoveContainerRequest(container_id=container_id)),
+    )
+    timed(
+        steps,
+        "stop pod",
+        lambda: client.stop_pod_sandbox(cri.StopPodSandboxRequest(pod_sandbox_id=pod_id)),
+    )
+    timed(
+        steps,
+        "remove pod",
+        lambda: client.remove_pod_sandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=pod_id)),
+    )
+    return steps
+
+
+def lifecycle_direct(api: Any, index: int) -> Timings:
+    """What the shim asks of Docker, without pycri: create + start a pause container, etc."""
+    steps: Timings = {}
+    name = f"bench-{RUN}-d{index}"
+
+    def run_pod() -> str:
+        pod_id: str = api.create_container(
+            PAUSE,
+            name=f"{name}-pod",
+            hostname=name,
+            labels=LABEL,
+            host_config=api.create_host_config(ipc_mode="shareable"),
+        )["Id"]
+        api.start(pod_id)
+        return pod_id
+
+    pod_id: str = timed(steps, "run pod", run_pod)
+    joined = f"container:{pod_id}"
+    host = api.create_host_config(network_mode=joined, ipc_mode=joined, pid_mode=joined)
+    container_id: str = timed(
+        steps,
+        "create",
+        lambda: api.create_container(
+            BUSYBOX, ["sleep", "3600"], name=f"{name}-app", labels=LABEL, host_config=host
+        )["Id"],
+    )
+    timed(steps, "start", lambda: api.start(container_id))
+    timed(steps, "stop", lambda: api.stop(container_id, timeout=10))
+    timed(steps, "remove", lambda: api.remove_container(container_id, v=True))
+    timed(steps, "stop pod", lambda: api.stop(pod_id, timeout=10))
+    timed(steps, "remove pod", lambda: api.remove_container(pod_id, v=True))
+    return steps
+
+
+# -- (b) relist at scale ---------------------------------------------------------------
+
+
+def populate(client: CRIClient, log_dir: Path, pods: int, per_pod: int, workers: int) -> None:
+    def one(index: int) -> None:
+        config = pod_config(f"bench-{RUN}-p{index}", log_dir)
+        pod_id = client.run_pod_sandbox(cri.RunPodSandboxRequest(config=config)).pod_sandbox_id
+        for c in range(per_pod):
+            container_id = client.create_container(
+                cri.CreateContainerRequest(
+                    pod_sandbox_id=pod_id, config=container_config(f"c{c}"), sandbox_config=config
+                )
+            ).container_id
+            client.start_container(cri.StartContainerRequest(container_id=container_id))
+
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(one, range(pods)))
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+# -- harness -----------------------------------------------------------------------------
+
+
+@contextmanager
+def server(socket_path: Path, *options: str) -> Iterator[CRIClient]:
+    """``pycri-server --shim docker`` in a subprocess, with ``--shim-option``s."""
+    log = socket_path.with_suffix(".log")
+    with open(log, "w", encoding="utf-8") as err:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pycri.server.main",
+                "--shim",
+                "docker",
+                "--listen",
+                f"unix://{socket_path}",
+                "--log-level",
+                "warning",
+                *(arg for option in options for arg in ("--shim-option", option)),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while not socket_path.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"pycri-server did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.05)
+        client = CRIClient(f"unix://{socket_path}", timeout=120)
+        try:
+            yield client
+        finally:
+            client.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def cleanup(api: Any) -> int:
+    """Remove every container this run labelled (pods included), and their log locks."""
+    leftovers = api.containers(all=True, filters={"label": [f"pycri.bench={RUN}"]})
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda c: api.remove_container(c["Id"], force=True, v=True), leftovers))
+    remaining = api.containers(all=True, filters={"label": ["io.kubernetes.docker.type"]})
+    prune_locks({c["Id"] for c in remaining})
+    return len(leftovers)
+
+
+def report_lifecycles(pycri_runs: list[Timings], direct_runs: list[Timings]) -> float:
+    def total(runs: list[Timings]) -> list[float]:
+        return [sum(run.values()) for run in runs]
+
+    print(f"\n(a) pod lifecycle, {len(pycri_runs)} rounds each, alternating")
+    print(f"    {'step':<12} {'docker SDK':>11} {'pycri':>9} {'ratio':>7}   (medians, ms)")
+    for step in STEPS:
+        direct = statistics.median(run[step] for run in direct_runs) * 1000
+        ours = statistics.median(run[step] for run in pycri_runs) * 1000
+        print(f"    {step:<12} {direct:>11.1f} {ours:>9.1f} {ours / direct:>7.2f}")
+    direct_total = statistics.median(total(direct_runs))
+    ours_total = statistics.median(total(pycri_runs))
+    ratio = ours_total / direct_total
+    print(f"    {'whole':<12} {direct_total * 1000:>11.1f} {ours_total * 1000:>9.1f} {ratio:>7.2f}")
+    print(f"    overhead ratio {ratio:.3f} (target <= 1.15): {'ok' if ratio <= 1.15 else 'MISSED'}")
+    return ratio
+
+
+def measure_relists(
+    client: CRIClient, api: Any, rounds: int, pods: int, interval: float
+) -> dict[str, list[float]]:
+    """Time ``rounds`` relists, each followed by the one Docker list call they cost at least.
+
+    Relists start ``interval`` s apart (the kubelet's is 1 s), more than the
+    shim's list window, so no relist is answered from the one before.
+    """
+    times: dict[str, list[float]] = {key: [] for key in ("pods", "containers", "relist", "floor")}
+    next_start = time.perf_counter()
+    for _ in range(rounds):
+        time.sleep(max(0.0, next_start - time.perf_counter()))
+        next_start = time.perf_counter() + interval
+        t0 = time.perf_counter()
+        found_pods = client.list_pod_sandbox().items
+        t1 = time.perf_counter()
+        client.list_containers()
+        t2 = time.perf_counter()
+        api.containers(all=True, filters={"label": ["io.kubernetes.docker.type"]})
+        t3 = time.perf_counter()
+        times["pods"].append((t1 - t0) * 1000)
+        times["containers"].append((t2 - t1) * 1000)
+        times["relist"].append((t2 - t0) * 1000)
+        times["floor"].append((t3 - t2) * 1000)
+        assert len(found_pods) >= pods
+    return times
+
+
+def report_relists(strict: dict[str, list[float]], shared: dict[str, list[float]]) -> float:
+    print(f"    {'':<28} {'default (list_window=0)':>28} {'list_window=0.25':>16}")
+    print(f"    {'':<28} {'p50 ms':>13} {'p99 ms':>14} {'p50 ms':>8} {'p99 ms':>7}")
+    rows = (
+        ("ListPodSandbox", "pods"),
+        ("ListContainers", "containers"),
+        ("relist (both)", "relist"),
+        ("docker SDK list (one call)", "floor"),
+    )
+    for name, key in rows:
+        cells = [percentile(runs[key], q) for runs in (strict, shared) for q in (50, 99)]
+        print(
+            f"    {name:<28} {cells[0]:>13.1f} {cells[1]:>14.1f} {cells[2]:>8.1f} {cells[3]:>7.1f}"
+        )
+    p99 = percentile(strict["relist"], 99)
+    verdict = "ok" if p99 <= 100 else "MISSED"
+    print(f"    relist p99 {p99:.1f} ms with the default shim (target <= 100 ms): {verdict}")
+    return p99
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=10, help="lifecycles per side")
+    parser.add_argument("--pods", type=int, default=110, help="pods for the relist")
+    parser.add_argument("--per-pod", type=int, default=2, help="containers per pod")
+    parser.add_argument("--list-rounds", type=int, default=200, help="relists measured per mode")
+    parser.add_argument(
+        "--list-interval", type=float, default=0.3, help="seconds from one relist to the next"
+    )
+    parser.add_argument("--workers", type=int, default=8, help="threads creating the pods")
+    args = parser.parse_args()
+
+    sdk = docker.DockerClient(base_url="unix:///var/run/docker.sock", version="auto", timeout=120)
+    api = sdk.api
+    with tempfile.TemporaryDirectory(prefix="pycri-bench-") as tmp:
+        log_dir = Path(tmp) / "logs"
+        try:
+            with server(Path(tmp) / "cri.sock") as client:
+                # warm both paths once (image layers, pycri imports), unmeasured
+                lifecycle_pycri(client, log_dir, -1)
+                lifecycle_direct(api, -1)
+                pycri_runs: list[Timings] = []
+                direct_runs: list[Timings] = []
+                for index in range(args.rounds):
+                    for side in ("pycri", "direct") if index % 2 == 0 else ("direct", "pycri"):
+                        if side == "pycri":
+                            pycri_runs.append(lifecycle_pycri(client, log_dir, index))
+                        else:
+                            direct_runs.append(lifecycle_direct(api, index))
+                ratio = report_lifecycles(pycri_runs, direct_runs)
+
+                started = time.perf_counter()
+                populate(client, log_dir, args.pods, args.per_pod, args.workers)
+                setup = time.perf_counter() - started
+                strict = measure_relists(
+                    client, api, args.list_rounds, args.pods, args.list_interval
+                )
+            # the same pods, served by a restarted server whose relists share one Docker call
+            with server(Path(tmp) / "shared.sock", "list_window=0.25") as client:
+                shared = measure_relists(
+                    client, api, args.list_rounds, args.pods, args.list_interval
+                )
+            total = args.pods * (1 + args.per_pod)
+            print(
+                f"\n(b) relist with {args.pods} pods x {args.per_pod} running containers "
+                f"({total} Docker containers, set up in {setup:.0f}s), {args.list_rounds} relists "
+                f"{args.list_interval:g}s apart per mode, each followed by the Docker floor"
+            )
+            p99 = report_relists(strict, shared)
+            return 0 if ratio <= 1.15 and p99 <= 100 else 1
+        finally:
+            started = time.perf_counter()
+            removed = cleanup(api)
+            print(f"\ncleaned up {removed} containers in {time.perf_counter() - started:.0f}s")
+            sdk.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

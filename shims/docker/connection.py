@@ -1,0 +1,107 @@
+"""The Docker client of a shim: made on first use, forgotten when the daemon goes away."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
+import docker
+
+from pycri.errors import UnavailableError
+from pycri_shims.docker.errors import docker_errors
+
+__all__ = ["DEFAULT_DOCKER_HOST", "DockerConnection"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+#: connections kept for reuse; log followers hold one each while their container runs
+POOL_SIZE = 512
+
+
+class DockerConnection:
+    """Hands out the low-level Docker API client, bounded by ``timeout`` seconds per call.
+
+    The client is made lazily, so the shim starts while dockerd is down, and
+    dropped whenever a call finds the daemon unreachable, so the next call
+    negotiates afresh instead of reusing a dead connection. Hooks registered
+    with :meth:`on_connect` run (in a thread) each time a client is made:
+    after start-up and after every outage.
+    """
+
+    def __init__(self, base_url: str | None = None, timeout: float = 30.0) -> None:
+        self.base_url = base_url or os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._client: Any = None
+        self._hooks: list[Callable[[], None]] = []
+        self._closed = False
+
+    def on_connect(self, hook: Callable[[], None]) -> None:
+        self._hooks.append(hook)
+
+    @property
+    def api(self) -> Any:
+        """The ``docker.APIClient``; UnavailableError when the daemon cannot be reached."""
+        client = self._client
+        if client is not None:
+            return client.api
+        with self._lock:
+            if self._closed:
+                # a straggling thread of a closed shim must not reconnect (and rerun hooks)
+                raise UnavailableError("the docker shim is closed")
+            if self._client is None:
+                with docker_errors("reaching the Docker daemon", self.base_url):
+                    self._probe()
+                    self._client = docker.DockerClient(
+                        base_url=self.base_url,
+                        version="auto",
+                        timeout=self.timeout,
+                        max_pool_size=POOL_SIZE,
+                    )
+                log.info(
+                    "talking to the Docker daemon at %s (API %s)",
+                    self.base_url,
+                    self._client.api.api_version,
+                )
+                for hook in self._hooks:
+                    threading.Thread(target=hook, name="pycri-docker-hook", daemon=True).start()
+            return self._client.api
+
+    def _probe(self) -> None:
+        """Fail fast, and without docker-py, when nothing listens on a unix socket.
+
+        docker-py's unix transport leaks the socket of every refused connect
+        (a ResourceWarning each); while the daemon is down every RPC would.
+        """
+        if not self.base_url.startswith("unix://"):
+            return
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.settimeout(self.timeout)
+            probe.connect(self.base_url.removeprefix("unix://"))
+        finally:
+            probe.close()
+
+    def errors(self, what: str) -> AbstractContextManager[None]:
+        """Map the errors of Docker calls made inside the block (see errors.py)."""
+        return docker_errors(what, self.base_url, self.drop)
+
+    def drop(self) -> None:
+        """Forget the client (not close it: other threads may still be using it)."""
+        with self._lock:
+            if self._client is not None:
+                log.warning("lost the Docker daemon at %s", self.base_url)
+            self._client = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()

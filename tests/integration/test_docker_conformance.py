@@ -1,0 +1,61 @@
+"""The shim conformance suite, run against the Docker shim and a real dockerd."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_docker_support import (
+    BUSYBOX,
+    REGISTRY_BUSYBOX,
+    docker_client,
+    forget_pulled,
+    remove_leftovers,
+    require_distinct_pull_image,
+    scratch_dir,
+)
+
+from pycri.client import CRIClient
+from pycri.testing.conformance import ConformanceConfig, ShimConformance
+from pycri_shims.docker import DockerShim
+
+pytestmark = pytest.mark.real
+
+
+@pytest.fixture(scope="module")
+def docker_sdk() -> Iterator[Any]:
+    client = docker_client()
+    yield client
+    left = remove_leftovers(client)
+    forget_pulled(client)
+    client.close()
+    assert not left, f"containers left behind: {left}"
+
+
+@pytest.fixture
+def distinct_pull_image(docker_sdk: Any) -> None:
+    require_distinct_pull_image(docker_sdk)
+
+
+class TestDockerConformance(ShimConformance):
+    @pytest.fixture
+    def conformance(self) -> ConformanceConfig:
+        return ConformanceConfig(image=BUSYBOX, pull_image=REGISTRY_BUSYBOX)
+
+    @pytest.fixture
+    def tmp_path(self) -> Iterator[Path]:
+        # pytest's own tmp_path outlives the run; the suite's logs and socket must not
+        with scratch_dir() as path:
+            yield path
+
+    @pytest.fixture
+    def shim(self, docker_sdk: Any) -> Iterator[DockerShim]:
+        shim = DockerShim()
+        yield shim
+        shim.close()
+
+    @pytest.mark.usefixtures("distinct_pull_image")
+    def test_image_lifecycle(self, client: CRIClient, conformance: ConformanceConfig) -> None:
+        super().test_image_lifecycle(client, conformance)
