@@ -18,6 +18,7 @@ __all__ = [
     "require_id",
     "validate_container_config",
     "validate_exec_cmd",
+    "validate_filter",
     "validate_image_spec",
     "validate_pod_sandbox_config",
 ]
@@ -52,9 +53,34 @@ def _string_map(values: Mapping[str, str], field: str) -> None:
 def require_id(value: str, field: str) -> str:
     if not value:
         raise InvalidArgumentError(f"{field} is required")
-    if len(value) > 256 or not value.isprintable() or any(c.isspace() for c in value):
+    if not _id_text(value):
         raise InvalidArgumentError(f"{field} {value[:80]!r} is not a valid id")
     return value
+
+
+def _id_text(value: str) -> bool:
+    return len(value) <= 256 and value.isprintable() and not any(c.isspace() for c in value)
+
+
+def validate_filter(
+    f: cri.PodSandboxFilter
+    | cri.ContainerFilter
+    | cri.ContainerStatsFilter
+    | cri.PodSandboxStatsFilter
+    | None,
+    field: str = "filter",
+) -> None:
+    """Ids that can be ids and label selectors without NULs, before any engine sees them."""
+    if f is None:
+        return
+    if f.id and not _id_text(f.id):
+        raise InvalidArgumentError(f"{field}.id {f.id[:80]!r} is not a valid id prefix")
+    pod_id = getattr(f, "pod_sandbox_id", "")
+    if pod_id and not _id_text(pod_id):
+        raise InvalidArgumentError(
+            f"{field}.pod_sandbox_id {pod_id[:80]!r} is not a valid id prefix"
+        )
+    _string_map(f.label_selector, f"{field}.label_selector")
 
 
 def validate_pod_sandbox_config(config: cri.PodSandboxConfig, field: str = "config") -> None:

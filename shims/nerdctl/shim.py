@@ -70,6 +70,8 @@ from .runner import NerdctlRunner, error_for
 
 __all__ = ["NerdctlShim"]
 
+#: text nerdctl's CSV filter parser takes as it is
+_PLAIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:-]*$")
 log = logging.getLogger(__name__)
 
 #: seconds the pause container gets to exit on SIGTERM
@@ -139,10 +141,19 @@ class NerdctlShim(Shim):
 
     @staticmethod
     def _hint_filters(object_id: str, selector: Mapping[str, str]) -> list[str]:
-        filters = [f"id={object_id}"] if object_id else []
+        """nerdctl --filter arguments for what it can match; core filters everything again.
+
+        nerdctl parses a filter as CSV, so a quote or comma in client text would
+        make it fail; only plain ids and labels are handed over, the rest is
+        left to core. Labels split into pieces cannot be matched by nerdctl.
+        """
+        filters = [f"id={object_id}"] if object_id and _PLAIN.match(object_id) else []
         for key, value in sorted(selector.items()):
-            # a label split into pieces cannot be matched by nerdctl; core filters anyway
-            if len(key.encode()) + len(value.encode()) <= labelcodec.MAX_LABEL_BYTES:
+            if (
+                _PLAIN.match(key)
+                and (not value or _PLAIN.match(value))
+                and len(key.encode()) + len(value.encode()) <= labelcodec.MAX_LABEL_BYTES
+            ):
                 filters.append(f"label={key}={value}")
         return filters
 
@@ -368,7 +379,8 @@ class NerdctlShim(Shim):
         filters: list[str] = []
         if hint is not None:
             filters = self._hint_filters(hint.id, hint.label_selector)
-            if hint.pod_sandbox_id:
+            # the CRI filters on an id prefix, a label filter matches whole values
+            if len(hint.pod_sandbox_id) == 64 and _PLAIN.match(hint.pod_sandbox_id):
                 filters.append(f"label={SANDBOX_ID_LABEL}={hint.pod_sandbox_id}")
         return [convert.container_from_row(row) for row in self._ps(CONTAINER_KIND, filters)]
 
