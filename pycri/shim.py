@@ -28,6 +28,7 @@ from typing import Any, ClassVar, Self
 
 from pycri.api import api_pb2 as cri
 from pycri.errors import UnimplementedError
+from pycri.streaming.streams import PortConnection, StreamIO
 
 __all__ = ["EventSink", "PullProgress", "Shim"]
 
@@ -67,6 +68,9 @@ class Shim(abc.ABC):
 
     def before_rpc(self, rpc: str) -> None:  # noqa: B027 - optional hook
         """Called by core before serving ``rpc``; the fake injects faults here."""
+
+    def after_rpc(self, rpc: str) -> None:  # noqa: B027 - optional hook
+        """Called by core when ``rpc`` is done, whatever its outcome (e.g. to log its cost)."""
 
     # -- identity and health ---------------------------------------------
 
@@ -158,6 +162,42 @@ class Shim(abc.ABC):
 
         Raise ``DeadlineExceededError`` when the timeout passes.
         """
+
+    # -- streaming (Exec, Attach, PortForward) ------------------------------------
+    #
+    # The streaming server calls these in a thread of their own once a client
+    # has connected to the URL the RPC returned; core has already checked the
+    # container is running. Block until the session ends; when
+    # ``io.cancelled`` / ``connection.cancelled`` is set the client has gone:
+    # stop copying (kill an exec'd process) and return within seconds.
+    # Raise pycri errors: the client is shown their message.
+
+    def exec_stream(self, container_id: str, cmd: Sequence[str], io: StreamIO) -> int:
+        """Run ``cmd`` in the container wired to ``io``; return its exit code.
+
+        With ``io.tty`` the process gets a terminal: its output goes to
+        ``io.stdout`` only, and each size from ``io.resize`` resizes it.
+        ``io.stdin`` reaching EOF closes the process's stdin.
+        """
+        raise UnimplementedError(f"the {self.name} shim cannot exec interactively; use ExecSync")
+
+    def attach(self, container_id: str, io: StreamIO) -> None:
+        """Connect ``io`` to the container's main process until it exits or the client leaves.
+
+        Output from now on goes to ``io.stdout``/``io.stderr``; ``io.stdin``
+        feeds the process's stdin if the container was created with
+        ``stdin``, and its EOF closes that stdin when ``stdin_once`` is set.
+        """
+        raise UnimplementedError(f"the {self.name} shim cannot attach to containers")
+
+    def port_forward(self, pod_id: str, port: int, connection: PortConnection) -> None:
+        """Connect to TCP ``port`` in the pod's network namespace and copy both ways.
+
+        Return when the pod side has closed (or the client left); raise
+        ``UnavailableError`` when nothing listens there.
+        :func:`pycri.streaming.pump.splice` does the copying for a socket.
+        """
+        raise UnimplementedError(f"the {self.name} shim cannot forward ports")
 
     def reopen_container_log(self, container_id: str) -> None:
         raise UnimplementedError(f"the {self.name} shim cannot reopen container logs")

@@ -1,4 +1,8 @@
-"""``exec``: run a command in running containers (ExecSync; streaming exec is not done yet)."""
+"""``exec``: run a command in running containers, streamed (Exec) or synchronously (ExecSync).
+
+This module also registers ``attach`` and ``port-forward``, which share
+the streaming machinery (:mod:`pycri.cli.attach`, :mod:`pycri.cli.portforward`).
+"""
 
 from __future__ import annotations
 
@@ -7,21 +11,18 @@ from typing import Any
 import click
 
 from pycri.api import api_pb2 as cri
+from pycri.cli.attach import TRANSPORT_HELP, attach_command, run_session, streaming_hint
 from pycri.cli.common import labels_from
 from pycri.cli.containers import list_containers
 from pycri.cli.errors import CLIError, describe_rpc_error
 from pycri.cli.output import echo
+from pycri.cli.portforward import port_forward_command
 from pycri.cli.session import Session
-from pycri.errors import CRIError
+from pycri.errors import CRIError, UnimplementedError
 
 __all__ = ["COMMANDS"]
 
 _FILTERS = ("name", "pod", "image", "state", "labels", "latest", "last")
-NO_STREAMING = (
-    "interactive exec (without -s) needs the CRI streaming server, which pycrictl does not "
-    "implement yet; use `pycrictl exec -s CONTAINER-ID COMMAND...` to run a command "
-    "synchronously (ExecSync) and print its output"
-)
 
 
 @click.command(
@@ -32,6 +33,7 @@ NO_STREAMING = (
 @click.option("--timeout", default=0, help="Timeout in seconds (0: none).")
 @click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY (streaming only).")
 @click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open (streaming only).")
+@click.option("-r", "--transport", type=click.Choice(["spdy", "websocket"]), help=TRANSPORT_HELP)
 @click.option("--name", default="", help="Exec in all containers whose name matches.")
 @click.option("-p", "--pod", default="", help="Exec in all containers of this pod.")
 @click.option("--image", default="", help="Exec in all containers of this image.")
@@ -48,7 +50,8 @@ def exec_command(ctx: click.Context, /, sync: bool, timeout: int, **opts: Any) -
     """Run a command in a running container.
 
     The CONTAINER-ID is only needed when no filter (--name, --pod, --image,
-    --state, --label, --latest, --last) is given.
+    --state, --label, --latest, --last) is given. Without -s the command is
+    streamed (Exec) and pycrictl exits with its exit code.
     """
     session = ctx.find_object(Session)
     assert session is not None
@@ -56,8 +59,6 @@ def exec_command(ctx: click.Context, /, sync: bool, timeout: int, **opts: Any) -
     filtered = any(opts[key] for key in _FILTERS)
     if not args or (not filtered and len(args) < 2):
         raise click.UsageError("give a CONTAINER-ID and a COMMAND")
-    if not sync:
-        raise CLIError(NO_STREAMING)
     if filtered:
         found = list_containers(
             session,
@@ -79,7 +80,12 @@ def exec_command(ctx: click.Context, /, sync: bool, timeout: int, **opts: Any) -
         if filtered and not opts["quiet"]:
             echo(f"{ctr_id}:")
         try:
-            code = _exec_sync(session, ctr_id, cmd, timeout)
+            if sync:
+                code = _exec_sync(session, ctr_id, cmd, timeout)
+            else:
+                code = _exec_stream(session, ctr_id, cmd, opts["interactive"], opts["tty"])
+        except UnimplementedError as err:
+            raise streaming_hint(err) from None
         except CRIError as err:
             if not opts["ignore_errors"] and len(ids) == 1:
                 raise
@@ -98,4 +104,12 @@ def _exec_sync(session: Session, ctr_id: str, cmd: list[str], timeout: int) -> i
     return resp.exit_code
 
 
-COMMANDS = [exec_command]
+def _exec_stream(session: Session, ctr_id: str, cmd: list[str], stdin: bool, tty: bool) -> int:
+    request = cri.ExecRequest(
+        container_id=ctr_id, cmd=cmd, stdin=stdin, tty=tty, stdout=True, stderr=not tty
+    )
+    response = session.rpc(session.client.exec, request)
+    return run_session(response.url, stdin=stdin, tty_mode=tty)
+
+
+COMMANDS = [exec_command, attach_command, port_forward_command]

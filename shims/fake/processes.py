@@ -19,12 +19,14 @@ from .shell import (
     SIGTERM,
     Control,
     FakeFS,
+    Interrupted,
     ProcessContext,
     Shell,
     Terminated,
     Writer,
     is_runnable,
 )
+from .stdio import Stdin
 
 __all__ = [
     "SIGKILL",
@@ -97,7 +99,7 @@ class SimulatedProcess:
         *,
         stdout: Writer = _discard,
         stderr: Writer = _discard,
-        stdin: bytes | None = b"",
+        stdin: bytes | Stdin | None = b"",
         name: str = "pycri-fake-process",
         on_exit: Callable[[ProcessResult], None] | None = None,
     ) -> None:
@@ -158,6 +160,8 @@ class SimulatedProcess:
             return shell.run_argv(self.argv, self._io)
         except Terminated as signalled:
             return signalled.exit_code
+        except Interrupted:
+            return 130  # ^C on its terminal: SIGINT
 
     # -- signals -------------------------------------------------------------
 
@@ -169,6 +173,10 @@ class SimulatedProcess:
 
     def kill(self) -> None:
         self.control.send(SIGKILL)
+
+    def interrupt(self) -> None:
+        """``^C`` on the process's terminal."""
+        self.control.interrupt()
 
     def crash(self, exit_code: int = 137, reason: str = "OOMKilled", message: str = "") -> None:
         """End the process now with ``exit_code`` and ``reason`` (an OOM kill by default)."""

@@ -28,7 +28,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
+
+from .stdio import Stdin, Terminal
+
+if TYPE_CHECKING:
+    from .network import FakeNetwork
 
 __all__ = [
     "IO",
@@ -37,10 +42,12 @@ __all__ = [
     "SIGTERM",
     "Control",
     "FakeFS",
+    "Interrupted",
     "ProcessContext",
     "Shell",
     "ShellSyntaxError",
     "Terminated",
+    "builtin",
     "is_runnable",
     "parse",
 ]
@@ -82,6 +89,10 @@ class Terminated(Exception):
         self.exit_code = exit_code
 
 
+class Interrupted(Exception):
+    """``^C`` on the process's terminal (SIGINT): ends the foreground command, not a shell."""
+
+
 class _ExitShell(Exception):
     def __init__(self, status: int) -> None:
         super().__init__(status)
@@ -109,6 +120,7 @@ class Control:
     def __init__(self) -> None:
         self._event = threading.Event()
         self._lock = threading.Lock()
+        self._interrupted = False
         self.signum: int | None = None
         self.forced_code: int | None = None
 
@@ -120,9 +132,16 @@ class Control:
                 self.forced_code = exit_code
         self._event.set()
 
+    def interrupt(self) -> None:
+        """SIGINT from the terminal: the running command raises :class:`Interrupted`."""
+        with self._lock:
+            if self.signum is None:
+                self._interrupted = True
+                self._event.set()
+
     @property
     def signalled(self) -> bool:
-        return self._event.is_set()
+        return self._event.is_set() and self.signum is not None  # ^C is not a signal here
 
     @property
     def graceful(self) -> bool:
@@ -134,14 +153,22 @@ class Control:
             return self.forced_code
         return 128 + (self.signum or SIGKILL)
 
+    def _raise(self) -> None:
+        with self._lock:
+            if self.signum is None and self._interrupted:
+                self._interrupted = False
+                self._event.clear()
+                raise Interrupted
+        raise Terminated(self.exit_code())
+
     def check(self) -> None:
         if self._event.is_set():
-            raise Terminated(self.exit_code())
+            self._raise()
 
     def sleep(self, seconds: float | None) -> None:
         """Wait ``seconds`` (None: until signalled); raise Terminated when signalled."""
         if self._event.wait(seconds):
-            raise Terminated(self.exit_code())
+            self._raise()
 
     def acknowledge(self) -> None:
         """Let a trap handler run after SIGTERM; SIGKILL still ends it."""
@@ -209,19 +236,24 @@ class ProcessContext:
     ip: str = ""
     uid: int = 0
     gid: int = 0
+    #: the pod's network namespace (ports simulated servers listen on)
+    net: FakeNetwork | None = None
+    #: the process's pseudo-terminal, when it has one
+    terminal: Terminal | None = None
 
-    def for_exec(self, pid: int) -> ProcessContext:
-        """The same container context for another process (shared fs)."""
-        return dataclasses.replace(self, env=dict(self.env), pid=pid)
+    def for_exec(self, pid: int, terminal: Terminal | None = None) -> ProcessContext:
+        """The same container context for another process (shared fs and network)."""
+        return dataclasses.replace(self, env=dict(self.env), pid=pid, terminal=terminal)
 
 
 @dataclass
 class IO:
-    """A command's streams. ``stdin`` None is an open stdin that never sends data."""
+    """A command's streams. ``stdin`` None is an open stdin that never sends data;
+    a :class:`Stdin` is a live one (an interactive exec, an attached container)."""
 
     out: Writer
     err: Writer
-    stdin: bytes | None = b""
+    stdin: bytes | Stdin | None = b""
 
 
 # -- tokens -------------------------------------------------------------------
@@ -1344,6 +1376,10 @@ class Shell:
             script, shell_name, positional = data.decode(errors="replace"), rest[0], rest[1:]
         else:
             # an interactive shell reads commands from stdin until it closes
+            if isinstance(io.stdin, Stdin):
+                child = self._child(name, [])
+                child.errexit = errexit
+                return child.interact(io.stdin, io)
             if io.stdin is None:
                 self.control.sleep(None)
             script, shell_name, positional = (io.stdin or b"").decode(errors="replace"), name, []
@@ -1357,6 +1393,10 @@ class Shell:
             return 0
         for line in DAEMONS[name]:
             io.out(line.encode() + b"\n")
+        return self.serve_until_stopped()
+
+    def serve_until_stopped(self) -> int:
+        """Block as a server daemon does; a plain SIGTERM ends it cleanly (0)."""
         try:
             self.control.sleep(None)
         except Terminated:
@@ -1364,6 +1404,62 @@ class Shell:
                 raise Terminated(0) from None  # a clean shutdown on SIGTERM
             raise
         return 0
+
+    # -- interactive ---------------------------------------------------------------
+
+    def _prompt(self, continuing: bool) -> bytes:
+        if continuing:
+            return b"> "
+        home = self.vars.get("HOME", "")
+        where = "~" + self.cwd[len(home) :] if home and self.cwd.startswith(home) else self.cwd
+        return f"{where} {'#' if self.ctx.uid == 0 else '$'} ".encode()
+
+    def interact(self, stdin: Stdin, io: IO) -> int:
+        """Read and run commands from a live stdin, line by line, until EOF or ``exit``.
+
+        On a terminal it prompts (``/ # ``, ``> `` for a continued line) and
+        survives ``^C``, as busybox ``sh`` does.
+        """
+        tty = self.ctx.terminal is not None
+        buffer = ""
+        while True:
+            if tty:
+                io.out(self._prompt(bool(buffer)))
+            try:
+                line = stdin.readline(self.control.check)
+            except Interrupted:
+                buffer, self.status = "", 130
+                continue
+            if not line:
+                if buffer:
+                    io.err(f"{self.name}: syntax error: unexpected end of file\n".encode())
+                    self.status = 2
+                break
+            buffer += line.decode(errors="replace")
+            try:
+                tree = parse(buffer)
+            except ShellSyntaxError as err:
+                if not _incomplete(err):
+                    io.err(f"{self.name}: {err}\n".encode())
+                    buffer, self.status = "", 2
+                continue
+            buffer = ""
+            try:
+                self.status = self.exec_node(tree, IO(io.out, io.err, stdin))
+            except _ExitShell as done:
+                self.status = done.status & 0xFF
+                break
+            except Interrupted:
+                self.status = 130
+            except _ExpansionError as err:
+                io.err(f"{self.name}: {err.message}\n".encode())
+                self.status = err.status
+            except (_Break, _Continue):
+                pass
+        exit_trap = self.traps.pop("EXIT", "")
+        if exit_trap:
+            self._run_trap(exit_trap, io)
+        return self.status & 0xFF
 
     def _pause(self, io: IO) -> int:
         try:
@@ -1380,6 +1476,9 @@ class Shell:
             args = ["-"]
         for arg in args:
             if arg == "-":
+                if isinstance(io.stdin, Stdin):
+                    yield arg, io.stdin.read_all(self.control.check)
+                    continue
                 if io.stdin is None:
                     self.control.sleep(None)  # an open stdin that never sends anything
                 yield arg, io.stdin or b""
@@ -1393,6 +1492,12 @@ class Shell:
                 yield arg, data
 
 
+def _incomplete(err: ShellSyntaxError) -> bool:
+    """Whether more lines could complete the script (an open loop, quote or group)."""
+    message = str(err)
+    return "end of file" in message or "unterminated" in message or "missing" in message
+
+
 def _builtin(*names: str) -> Callable[[_Builtin], _Builtin]:
     def register(fn: _Builtin) -> _Builtin:
         for name in names:
@@ -1400,6 +1505,10 @@ def _builtin(*names: str) -> Callable[[_Builtin], _Builtin]:
         return fn
 
     return register
+
+
+#: register more builtins from other modules (the network commands)
+builtin = _builtin
 
 
 @_builtin("true", ":", "wait")
@@ -1542,6 +1651,11 @@ def _continue(sh: Shell, args: list[str], io: IO) -> int:
 
 @_builtin("cat")
 def _cat(sh: Shell, args: list[str], io: IO) -> int:
+    if isinstance(io.stdin, Stdin) and not [a for a in args if a not in ("-", "-u")]:
+        # a live stdin is copied as it arrives, line by line on a terminal
+        while chunk := io.stdin.read(sh.control.check):
+            io.out(chunk)
+        return 0
     status = 0
     for _, data in sh._read_input([a for a in args if a != "-u"], io, "cat"):
         if data is None:

@@ -9,6 +9,7 @@ through :attr:`FakeShim.faults`, :meth:`FakeShim.crash` and the
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -33,9 +34,11 @@ from pycri.errors import (
     UnavailableError,
 )
 from pycri.shim import PullProgress, Shim
+from pycri.streaming.streams import PortConnection, StreamIO
 
 from .faults import FaultInjector
 from .images import DEFAULT_PRELOAD, FakeImage, ImageStore, image_config_for
+from .network import FakeNetwork
 from .processes import (
     FakeFS,
     OutputCapture,
@@ -47,6 +50,7 @@ from .shell import is_runnable
 from .state import ContainerRecord, IPAllocator, SandboxRecord
 from .stats import CONTAINER_FS, IMAGE_FS, container_stats, filesystem_usage, pod_sandbox_stats
 from .stats import writable_layer_bytes as _layer
+from .streaming import Console, forward_port, run_exec
 
 __all__ = ["FakeShim"]
 
@@ -128,6 +132,8 @@ class FakeShim(Shim):
         self._sandboxes: dict[str, SandboxRecord] = {}
         self._containers: dict[str, ContainerRecord] = {}
         self._ipam = IPAllocator(pod_cidr)
+        #: the node's network namespace, shared by host-network pods
+        self._host_network = FakeNetwork("host")
         self._images = ImageStore(None if registry is None else _names(registry))
         self._handlers = ["", *(h for h in _names(runtime_handlers) if h)]
         self.pull_delay = pull_delay
@@ -263,6 +269,8 @@ class FakeShim(Shim):
             host_network = config.linux.security_context.namespace_options.network == cri.NODE
             ip = "" if host_network else self._ipam.allocate()
             sandbox = SandboxRecord.create(config, runtime_handler, time.time_ns(), ip)
+            name = f"{config.metadata.namespace}/{config.metadata.name}"
+            sandbox.network = self._host_network if host_network else FakeNetwork(name)
             self._sandboxes[sandbox.id] = sandbox
         return sandbox.id
 
@@ -281,6 +289,9 @@ class FakeShim(Shim):
             if sandbox.state == cri.SANDBOX_READY:
                 sandbox.state = cri.SANDBOX_NOTREADY
                 sandbox.stopped_at = time.time_ns()
+            network = None if sandbox.host_network else sandbox.network
+        if network is not None:
+            network.close()  # the namespace goes with the sandbox
 
     def remove_pod_sandbox(self, pod_id: str) -> None:
         self.stop_pod_sandbox(pod_id)
@@ -397,6 +408,7 @@ class FakeShim(Shim):
             ip=sandbox.ip,
             uid=uid,
             gid=gid,
+            net=sandbox.network,
         )
 
     def start_container(self, container_id: str) -> None:
@@ -431,17 +443,30 @@ class FakeShim(Shim):
                     raise InternalError(
                         f"cannot open the log file {record.log_path}: {err.strerror}"
                     ) from None
+            console = Console(
+                functools.partial(writer.write, "stdout") if writer else _discard,
+                functools.partial(writer.write, "stderr") if writer else _discard,
+                stdin=record.config.stdin,
+                tty=record.config.tty,
+                stdin_once=record.config.stdin_once,
+            )
+            context = record.context
+            if console.terminal is not None:
+                context = dataclasses.replace(context, terminal=console.terminal)
             process = SimulatedProcess(
                 record.argv,
-                record.context,
-                stdout=functools.partial(writer.write, "stdout") if writer else _discard,
-                stderr=functools.partial(writer.write, "stderr") if writer else _discard,
-                # with stdin open (and nothing attached), a reading shell waits forever
-                stdin=None if record.config.stdin else b"",
+                context,
+                stdout=console.stdout,
+                stderr=console.stderr,
+                # with stdin open and nobody attached, a reading shell waits for input
+                stdin=console.process_stdin,
                 name=f"pycri-fake-{container_id[:12]}",
                 on_exit=functools.partial(self._on_exit, container_id),
             )
+            if console.terminal is not None:
+                console.terminal.interrupt = process.interrupt
             record.writer = writer
+            record.console = console
             record.process = process
             record.state = cri.CONTAINER_RUNNING
             record.started_at = time.time_ns()
@@ -462,6 +487,8 @@ class FakeShim(Shim):
             if record.writer is not None:
                 # under the lock, so that a concurrent ReopenContainerLog cannot revive it
                 record.writer.close()
+            if record.console is not None:
+                record.console.exited.set()
             execs = list(record.execs)
             event = None
             if not record.stop_requested and not self._closed:
@@ -574,6 +601,60 @@ class FakeShim(Shim):
         return cri.ExecSyncResponse(
             stdout=out.value, stderr=err.value, exit_code=process.result.exit_code
         )
+
+    def exec_stream(self, container_id: str, cmd: Sequence[str], io: StreamIO) -> int:
+        if not cmd:
+            raise InvalidArgumentError("cmd is required")
+        with self._lock:
+            self._check_open()
+            record = self._container(container_id)
+            if record.state != cri.CONTAINER_RUNNING:
+                raise FailedPreconditionError(
+                    f"container {container_id[:13]} is not running: cannot exec in it"
+                )
+            pid = record.next_pid
+            record.next_pid += 1
+        started: list[SimulatedProcess] = []
+
+        def register(process: SimulatedProcess) -> None:
+            # killed with the container, like the execs of ExecSync
+            with self._lock:
+                record.execs.add(process)
+                gone = record.state != cri.CONTAINER_RUNNING
+            started.append(process)
+            if gone:  # the container exited meanwhile
+                process.kill()
+
+        try:
+            return run_exec(
+                cmd,
+                record.context,
+                pid,
+                io,
+                name=f"pycri-fake-exec-{container_id[:12]}",
+                started=register,
+            )
+        finally:
+            with self._lock:
+                record.execs.difference_update(started)
+
+    def attach(self, container_id: str, io: StreamIO) -> None:
+        with self._lock:
+            record = self._container(container_id)
+            if record.state != cri.CONTAINER_RUNNING or record.console is None:
+                raise FailedPreconditionError(
+                    f"container {container_id[:13]} is not running: cannot attach to it"
+                )
+            console = record.console
+        console.attach(io)
+
+    def port_forward(self, pod_id: str, port: int, connection: PortConnection) -> None:
+        with self._lock:
+            sandbox = self._sandbox(pod_id)
+            if sandbox.state != cri.SANDBOX_READY or sandbox.network is None:
+                raise FailedPreconditionError(f"pod sandbox {pod_id[:13]} is not ready")
+            network = sandbox.network
+        forward_port(network, port, connection)
 
     def reopen_container_log(self, container_id: str) -> None:
         with self._lock:

@@ -6,7 +6,7 @@ import ipaddress
 import json
 import secrets
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from google.protobuf.json_format import MessageToDict
 
@@ -15,6 +15,10 @@ from pycri.core.logs import CRILogWriter
 from pycri.errors import InvalidArgumentError, ResourceExhaustedError
 
 from .processes import ProcessContext, SimulatedProcess
+
+if TYPE_CHECKING:
+    from .network import FakeNetwork
+    from .streaming import Console
 
 __all__ = ["ContainerRecord", "IPAllocator", "SandboxRecord", "new_id"]
 
@@ -74,6 +78,8 @@ class SandboxRecord:
     ip: str
     state: cri.PodSandboxState = cri.SANDBOX_READY
     stopped_at: int = 0
+    #: the pod's network namespace: where simulated servers listen
+    network: FakeNetwork | None = None
 
     @classmethod
     def create(
@@ -153,6 +159,8 @@ class ContainerRecord:
     resources: cri.LinuxContainerResources | None = None
     process: SimulatedProcess | None = None
     writer: CRILogWriter | None = None
+    #: the main process's stdio, for Attach
+    console: Console | None = None
     execs: set[SimulatedProcess] = field(default_factory=set)
     #: set when a StopContainer (not the process itself) ends it: core reports that event
     stop_requested: bool = False

@@ -1,0 +1,173 @@
+"""Exec, Attach and PortForward for the fake runtime, on top of its simulated processes.
+
+* Exec runs the command as a simulated process wired to the client: a
+  live :class:`~.stdio.Stdin`, and with a TTY a :class:`~.stdio.Terminal`
+  (echo, line editing, ``^C``, ``stty size`` after a resize). ``sh``
+  without arguments is then an interactive shell with a ``/ # `` prompt.
+* A container's main process writes through a :class:`Console`: its log,
+  plus whoever is attached; a container created with ``stdin`` reads what
+  attached clients type (closed after the first one leaves with
+  ``stdin_once``).
+* PortForward connects to a port that a simulated server (``nginx``,
+  ``httpd -p``, ``nc -l``...) listens on in the pod's
+  :class:`~.network.FakeNetwork`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Sequence
+
+from pycri.streaming.pump import copy_input, splice
+from pycri.streaming.streams import Output, PortConnection, StreamIO
+
+from .network import FakeNetwork
+from .processes import ProcessContext, SimulatedProcess
+from .stdio import Stdin, Terminal
+
+__all__ = ["Console", "forward_port", "run_exec"]
+
+Writer = Callable[[bytes], None]
+POLL = 0.25
+#: how long a killed exec may take to unwind
+_KILL_WAIT = 5.0
+
+
+def _to_client(output: Output | None) -> Writer:
+    """A writer to the client that drops output once the client is gone (as a hung-up pty)."""
+
+    def write(data: bytes) -> None:
+        if output is not None:
+            with contextlib.suppress(OSError):
+                output.write(data)
+
+    return write
+
+
+def _follow_resizes(io: StreamIO, terminal: Terminal, done: threading.Event) -> None:
+    def run() -> None:
+        while not done.is_set() and io.resize is not None and not io.resize.closed:
+            size = io.resize.get(timeout=POLL)
+            if size is not None:
+                terminal.resize(size.width, size.height)
+
+    threading.Thread(target=run, name="pycri-fake-resize", daemon=True).start()
+
+
+def run_exec(
+    cmd: Sequence[str],
+    context: ProcessContext,
+    pid: int,
+    io: StreamIO,
+    *,
+    name: str,
+    started: Callable[[SimulatedProcess], None],
+) -> int:
+    """Run ``cmd`` wired to ``io`` until it exits (or the client leaves: then it is killed)."""
+    stdin: bytes | Stdin = Stdin() if io.stdin is not None else b""
+    out, err = _to_client(io.stdout), _to_client(io.stderr)
+    terminal = None
+    if io.tty:
+        live = stdin if isinstance(stdin, Stdin) else Stdin()
+        terminal = Terminal(live, out)
+        if io.resize is not None and io.resize.latest is not None:
+            terminal.resize(io.resize.latest.width, io.resize.latest.height)
+        out = err = terminal.output
+    process = SimulatedProcess(
+        list(cmd), context.for_exec(pid, terminal), stdout=out, stderr=err, stdin=stdin, name=name
+    )
+    done = threading.Event()
+    if terminal is not None:
+        terminal.interrupt = process.interrupt
+        _follow_resizes(io, terminal, done)
+    if io.stdin is not None and isinstance(stdin, Stdin):
+        if terminal is not None:
+            copy_input(io.stdin, terminal.input, terminal.hang_up)
+        else:
+            copy_input(io.stdin, stdin.feed, stdin.close)
+    started(process)
+    process.start()
+    try:
+        while not process.wait(POLL):
+            if io.cancelled.is_set():
+                process.kill()  # the client left: what containerd does with an exec
+                process.wait(_KILL_WAIT)
+                break
+    finally:
+        done.set()
+        process.join(_KILL_WAIT)
+        if isinstance(stdin, Stdin):
+            stdin.close()
+        if io.stdin is not None:
+            io.stdin.close()  # nobody reads it any more: ends its copier
+    return process.result.exit_code if process.result is not None else 137
+
+
+class Console:
+    """A container's stdio: its log, attached clients, and the stdin they feed."""
+
+    def __init__(
+        self, log_out: Writer, log_err: Writer, *, stdin: bool, tty: bool, stdin_once: bool
+    ) -> None:
+        self._log_out, self._log_err = log_out, log_err
+        self._lock = threading.Lock()
+        self._clients: list[tuple[Writer, Writer | None]] = []
+        self.stdin = Stdin() if stdin else None
+        self.stdin_once = stdin_once
+        self.terminal = Terminal(self.stdin or Stdin(), self._screen) if tty else None
+        self.exited = threading.Event()
+
+    @property
+    def process_stdin(self) -> bytes | Stdin | None:
+        return self.stdin if self.stdin is not None else b""
+
+    def _screen(self, data: bytes) -> None:
+        self._log_out(data)
+        with self._lock:
+            clients = list(self._clients)
+        for out, _ in clients:
+            out(data)
+
+    def stdout(self, data: bytes) -> None:
+        if self.terminal is not None:
+            self.terminal.output(data)
+        else:
+            self._screen(data)
+
+    def stderr(self, data: bytes) -> None:
+        if self.terminal is not None:
+            self.terminal.output(data)  # a terminal has one output stream
+            return
+        self._log_err(data)
+        with self._lock:
+            clients = list(self._clients)
+        for _, err in clients:
+            if err is not None:
+                err(data)
+
+    def attach(self, io: StreamIO) -> None:
+        """Stream output to ``io`` (and its stdin in) until the process exits or it leaves."""
+        client = (_to_client(io.stdout), _to_client(io.stderr) if io.stderr else None)
+        with self._lock:
+            self._clients.append(client)
+        done = threading.Event()
+        if self.terminal is not None and io.resize is not None:
+            _follow_resizes(io, self.terminal, done)
+        if io.stdin is not None and self.stdin is not None:
+            feed = self.terminal.input if self.terminal is not None else self.stdin.feed
+            copy_input(io.stdin, feed, self.stdin.close if self.stdin_once else None)
+        try:
+            while not self.exited.wait(POLL) and not io.cancelled.is_set():
+                pass
+        finally:
+            done.set()
+            if io.stdin is not None:
+                io.stdin.close()  # the session is over: ends its copier
+            with self._lock:
+                self._clients.remove(client)
+
+
+def forward_port(net: FakeNetwork, port: int, connection: PortConnection) -> None:
+    """Connect to ``port`` in ``net`` and copy until the simulated server is done."""
+    splice(connection, net.connect(port))
