@@ -14,6 +14,7 @@ its status code, the same exceptions the shims raise in process.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from google.protobuf.message import Message
 from pycri.api import api_pb2 as cri
 from pycri.endpoint import parse_endpoint
 from pycri.errors import CRIError, UnavailableError, error_for_code
+from pycri.shim import PullProgress
 
 __all__ = ["DEFAULT_TIMEOUT", "CRIClient", "ClientTLS"]
 
@@ -188,6 +190,28 @@ class CRIClient:
             cri.ContainerEventResponse,
             timeout,
         )
+
+    def watch_pull_progress(
+        self, image: str = "", *, timeout: float | None = None
+    ) -> Iterator[PullProgress]:
+        """Steps of image pulls as they happen (pycri-server only: ``pycri.v1.PullProgress``).
+
+        Start watching before calling :meth:`pull_image` from another thread;
+        other runtimes answer UnimplementedError.
+        """
+        stub: Callable[..., Iterator[bytes]] = self._image_channel.unary_stream(
+            "/pycri.v1.PullProgress/Watch"
+        )
+        call = stub(json.dumps({"image": image}).encode(), timeout=timeout)
+
+        def steps() -> Iterator[PullProgress]:
+            try:
+                for raw in call:
+                    yield PullProgress(**json.loads(raw))
+            except grpc.RpcError as err:
+                raise _translate(err, "PullProgress/Watch", self.endpoint) from None
+
+        return steps()
 
     def _stream(
         self,

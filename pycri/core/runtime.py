@@ -11,7 +11,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
 from pycri import __version__
 from pycri.api import api_pb2 as cri
@@ -24,6 +24,7 @@ from pycri.core.validation import (
     require_id,
     validate_container_config,
     validate_exec_cmd,
+    validate_filter,
     validate_image_spec,
     validate_pod_sandbox_config,
 )
@@ -35,7 +36,10 @@ from pycri.errors import (
     NotFoundError,
     UnimplementedError,
 )
-from pycri.shim import Shim
+from pycri.shim import PullProgress, Shim
+
+if TYPE_CHECKING:
+    from pycri.streaming.server import StreamingServer
 
 __all__ = ["CRI_API_VERSION", "KUBELET_API_VERSION", "RUNTIME_NAME", "CRIRuntime"]
 
@@ -70,6 +74,8 @@ def rpc(name: str) -> Callable[[Method[P, Resp]], Method[P, Resp]]:
                 if err.rpc is None:
                     err.rpc = name
                 raise
+            finally:
+                self.shim.after_rpc(name)
 
         handler.rpc_name = name  # type: ignore[attr-defined]
         return handler
@@ -89,13 +95,23 @@ class CRIRuntime:
     """The CRI served by one shim. Thread safe as far as the shim is.
 
     ``allow_privileged`` lets pods run privileged or in host namespaces
-    (refused with PERMISSION_DENIED otherwise).
+    (refused with PERMISSION_DENIED otherwise). ``streaming`` serves the
+    URLs that Exec, Attach and PortForward return (UNIMPLEMENTED without it).
     """
 
-    def __init__(self, shim: Shim, *, allow_privileged: bool = False) -> None:
+    def __init__(
+        self,
+        shim: Shim,
+        *,
+        allow_privileged: bool = False,
+        streaming: StreamingServer | None = None,
+    ) -> None:
         self.shim = shim
         self.allow_privileged = allow_privileged
-        self.events = EventBus()
+        self.streaming = streaming
+        self.events: EventBus[cri.ContainerEventResponse] = EventBus()
+        #: image pull progress, for clients that draw a progress bar (pycri.v1.PullProgress)
+        self.pulls: EventBus[PullProgress] = EventBus()
         shim.emit_event = self.events.publish
         self._names = NameReservations()
 
@@ -272,6 +288,7 @@ class CRIRuntime:
     @rpc("ListPodSandbox")
     def list_pod_sandbox(self, request: cri.ListPodSandboxRequest) -> cri.ListPodSandboxResponse:
         f = request.filter if request.HasField("filter") else None
+        validate_filter(f)
         pods = filters.filter_pod_sandboxes(self.shim.list_pod_sandboxes(f), f)
         return cri.ListPodSandboxResponse(items=pods)
 
@@ -356,6 +373,7 @@ class CRIRuntime:
     @rpc("ListContainers")
     def list_containers(self, request: cri.ListContainersRequest) -> cri.ListContainersResponse:
         f = request.filter if request.HasField("filter") else None
+        validate_filter(f)
         containers = filters.filter_containers(self.shim.list_containers(f), f)
         return cri.ListContainersResponse(containers=containers)
 
@@ -405,15 +423,42 @@ class CRIRuntime:
 
     @rpc("Exec")
     def exec(self, request: cri.ExecRequest) -> cri.ExecResponse:
-        raise UnimplementedError("streaming Exec is not implemented yet; use ExecSync")
+        from pycri.streaming.server import serving  # lazily: it loads websockets
+
+        streaming = serving(self.streaming, self.shim, "Exec")
+        container_id = self._resolve_container(request.container_id)
+        validate_exec_cmd(list(request.cmd))
+        self._require_running(container_id, "exec in")
+        resolved = cri.ExecRequest()
+        resolved.CopyFrom(request)
+        resolved.container_id = container_id
+        return cri.ExecResponse(url=streaming.get_exec(resolved))
 
     @rpc("Attach")
     def attach(self, request: cri.AttachRequest) -> cri.AttachResponse:
-        raise UnimplementedError("streaming Attach is not implemented yet")
+        from pycri.streaming.server import serving
+
+        streaming = serving(self.streaming, self.shim, "Attach")
+        container_id = self._resolve_container(request.container_id)
+        self._require_running(container_id, "attach to")
+        resolved = cri.AttachRequest()
+        resolved.CopyFrom(request)
+        resolved.container_id = container_id
+        return cri.AttachResponse(url=streaming.get_attach(resolved))
 
     @rpc("PortForward")
     def port_forward(self, request: cri.PortForwardRequest) -> cri.PortForwardResponse:
-        raise UnimplementedError("streaming PortForward is not implemented yet")
+        from pycri.streaming.server import serving
+
+        streaming = serving(self.streaming, self.shim, "PortForward")
+        pod_id = self._resolve_pod(request.pod_sandbox_id)
+        status, _ = self.shim.pod_sandbox_status(pod_id, False)
+        if status.state != cri.SANDBOX_READY:
+            raise FailedPreconditionError(
+                f"pod sandbox {pod_id[:13]} is not ready: cannot forward ports into it"
+            )
+        resolved = cri.PortForwardRequest(pod_sandbox_id=pod_id, port=request.port)
+        return cri.PortForwardResponse(url=streaming.get_port_forward(resolved))
 
     @rpc("ContainerStats")
     def container_stats(self, request: cri.ContainerStatsRequest) -> cri.ContainerStatsResponse:
@@ -428,6 +473,7 @@ class CRIRuntime:
         self, request: cri.ListContainerStatsRequest
     ) -> cri.ListContainerStatsResponse:
         f = request.filter if request.HasField("filter") else None
+        validate_filter(f)
         hint = (
             cri.ContainerFilter(
                 id=f.id, pod_sandbox_id=f.pod_sandbox_id, label_selector=f.label_selector
@@ -452,6 +498,7 @@ class CRIRuntime:
         self, request: cri.ListPodSandboxStatsRequest
     ) -> cri.ListPodSandboxStatsResponse:
         f = request.filter if request.HasField("filter") else None
+        validate_filter(f)
         hint = cri.PodSandboxFilter(id=f.id, label_selector=f.label_selector) if f else None
         pods = filters.filter_pod_sandbox_stats(self.shim.list_pod_sandboxes(hint), f)
         ids = [p.id for p in pods]
@@ -484,6 +531,7 @@ class CRIRuntime:
         self, request: cri.StreamPodSandboxesRequest, is_active: Callable[[], bool]
     ) -> Iterator[cri.StreamPodSandboxesResponse]:
         f = request.filter if request.HasField("filter") else None
+        validate_filter(f)
         pods = filters.filter_pod_sandboxes(self.shim.list_pod_sandboxes(f), f)
         for batch in _batches(pods):
             yield cri.StreamPodSandboxesResponse(pod_sandboxes=batch)
@@ -493,6 +541,7 @@ class CRIRuntime:
         self, request: cri.StreamContainersRequest, is_active: Callable[[], bool]
     ) -> Iterator[cri.StreamContainersResponse]:
         f = request.filter if request.HasField("filter") else None
+        validate_filter(f)
         containers = filters.filter_containers(self.shim.list_containers(f), f)
         for batch in _batches(containers):
             yield cri.StreamContainersResponse(containers=batch)
@@ -542,7 +591,8 @@ class CRIRuntime:
         if is_image_id(ref):
             raise InvalidArgumentError(f"image {ref!r} is an image id; pull needs a reference")
         auth = request.auth if request.HasField("auth") else None
-        return cri.PullImageResponse(image_ref=self.shim.pull_image(ref, auth))
+        image_ref = self.shim.pull_image(ref, auth, self.pulls.publish)
+        return cri.PullImageResponse(image_ref=image_ref)
 
     @rpc("RemoveImage")
     def remove_image(self, request: cri.RemoveImageRequest) -> cri.RemoveImageResponse:

@@ -21,6 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from pycri.api import api_pb2 as cri
 from pycri.core.runtime import CRIRuntime
 from pycri.endpoint import Endpoint, parse_endpoint
+from pycri.server.progress import build_progress_handler
 from pycri.server.servicer import build_handlers
 
 __all__ = ["MAX_MESSAGE_BYTES", "CRIServer", "EndpointInUseError"]
@@ -143,7 +144,9 @@ class CRIServer:
                 ("grpc.so_reuseport", 0),
             ],
         )
-        server.add_generic_rpc_handlers(build_handlers(self.runtime))
+        server.add_generic_rpc_handlers(
+            [*build_handlers(self.runtime), build_progress_handler(self.runtime)]
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         if self.endpoint.scheme == "unix":
             _prepare_unix_socket(self.endpoint.path)
