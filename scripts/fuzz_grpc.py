@@ -54,21 +54,25 @@ def main(argv: list[str] | None = None) -> int:
                 report = fuzz_endpoint(server.address, iterations=args.iterations, seed=args.seed)
                 elapsed = time.monotonic() - started
                 remove_new(client, before[0], before[2])
+                images_after = {i.id for i in client.list_images().images}
                 leaked = (
                     len({p.id for p in client.list_pod_sandbox().items} - before[0]),
                     len({c.id for c in client.list_containers().containers} - before[1]),
-                    len({i.id for i in client.list_images().images} - before[2]),
+                    len(images_after - before[2]),
                 )
+                lost = len(before[2] - images_after)
         finally:
             server.stop(grace=1)
             runtime.close()
     print(f"shim {args.shim}, seed {args.seed}, {elapsed:.1f}s: {report.summary()}")
     print(f"leaked after cleanup: {leaked[0]} pods, {leaked[1]} containers, {leaked[2]} images")
+    print(f"images that were there before and are gone: {lost}")
     for crash in report.crashes[:20]:
         print(f"  crash: {crash}")
     for error in sorted(set(report.engine_errors))[:10]:
         print(f"  engine error: {error}")
-    return 0 if not report.crashes and report.alive and leaked == (0, 0, 0) else 1
+    ok = not report.crashes and report.alive and leaked == (0, 0, 0) and not lost
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from typing import TypeVar
 from pycri.api import api_pb2 as cri
 from pycri.errors import CRIError, InvalidArgumentError, NotFoundError
 from pycri.shim import PullProgress, Shim
+from pycri.streaming.streams import PortConnection, StreamIO
 
 __all__ = ["HandlerRouter"]
 
@@ -223,6 +224,15 @@ class HandlerRouter(Shim):
     ) -> None:
         shim = self._container_owner(container_id)[1]
         shim.update_container_resources(container_id, linux, annotations)
+
+    def exec_stream(self, container_id: str, cmd: Sequence[str], io: StreamIO) -> int:
+        return self._container_owner(container_id)[1].exec_stream(container_id, cmd, io)
+
+    def attach(self, container_id: str, io: StreamIO) -> None:
+        self._container_owner(container_id)[1].attach(container_id, io)
+
+    def port_forward(self, pod_id: str, port: int, connection: PortConnection) -> None:
+        self._pod_owner(pod_id)[1].port_forward(pod_id, port, connection)
 
     def container_stats(self, container_ids: Sequence[str]) -> list[cri.ContainerStats]:
         groups = _group(container_ids, lambda i: self._container_owner(i)[0])

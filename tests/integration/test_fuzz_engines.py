@@ -32,3 +32,4 @@ def test_fuzz_engine_shim(shim: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     assert "crashes: 0" in result.stdout
     assert "leaked after cleanup: 0 pods, 0 containers, 0 images" in result.stdout
+    assert "images that were there before and are gone: 0" in result.stdout
