@@ -218,8 +218,9 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    shims = ", ".join(args.shim or ["fake"])
-    print(f"pycri-server: serving {shims} on {server.address}", file=sys.stderr)
+    names = args.shim or ["fake"]
+    shims = f"{', '.join(names)} shim{'s' if len(names) > 1 else ''}"
+    print(f"pycri-server: serving the {shims} on {server.address}", file=sys.stderr)
     if streaming is not None:
         print(f"pycri-server: streaming on {streaming.url}", file=sys.stderr)
     try:
