@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 from pycri import __version__
 from pycri.api import api_pb2 as cri
 from pycri.core import filters
+from pycri.core.engine import container_log_path
 from pycri.core.events import EventBus
 from pycri.core.images import is_image_id, normalize_reference
 from pycri.core.names import NameReservations
@@ -322,6 +324,7 @@ class CRIRuntime:
                         f"container name {meta.name!r} (attempt {meta.attempt}) is already "
                         f"used in pod {pod_id[:13]} by {container.id[:13]}; remove it first"
                     )
+            _check_log_file(request.sandbox_config.log_directory, config.log_path)
             container_id = self.shim.create_container(pod_id, config, request.sandbox_config)
         self._publish(container_id, cri.CONTAINER_CREATED_EVENT)
         return cri.CreateContainerResponse(container_id=container_id)
@@ -606,6 +609,21 @@ class CRIRuntime:
     @rpc("ImageFsInfo")
     def image_fs_info(self, request: cri.ImageFsInfoRequest) -> cri.ImageFsInfoResponse:
         return self.shim.image_fs_info()
+
+
+def _check_log_file(log_directory: str, log_path: str) -> None:
+    """Fail CreateContainer, not the log copier later, when the log cannot be written."""
+    path = container_log_path(log_directory, log_path)
+    if not path:
+        return
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "ab"):
+            pass
+    except OSError as err:
+        raise FailedPreconditionError(
+            f"cannot write the container log {path}: {err.strerror or err}"
+        ) from None
 
 
 Item = TypeVar("Item")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -12,6 +13,7 @@ from pycri.api import api_pb2 as cri
 from pycri.core.runtime import CRIRuntime
 from pycri.errors import (
     AlreadyExistsError,
+    FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
     UnavailableError,
@@ -162,3 +164,23 @@ def test_stream_lists(runtime: CRIRuntime) -> None:
     pod_ids = {run_pod(runtime, f"s{i}") for i in range(3)}
     batches = list(runtime.stream_pod_sandboxes(cri.StreamPodSandboxesRequest(), lambda: True))
     assert {p.id for b in batches for p in b.pod_sandboxes} == pod_ids
+
+
+def test_unwritable_log_directory_is_a_clear_error(runtime: CRIRuntime, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    config = pod_config("logs")
+    config.log_directory = str(blocker / "pods")
+    pod_id = runtime.run_pod_sandbox(cri.RunPodSandboxRequest(config=config)).pod_sandbox_id
+    request = cri.CreateContainerRequest(
+        pod_sandbox_id=pod_id,
+        sandbox_config=config,
+        config=cri.ContainerConfig(
+            metadata=cri.ContainerMetadata(name="c"),
+            image=cri.ImageSpec(image="busybox"),
+            log_path="c.log",
+        ),
+    )
+    with pytest.raises(FailedPreconditionError, match=r"cannot write the container log .*c\.log"):
+        runtime.create_container(request)
+    assert not runtime.list_containers(cri.ListContainersRequest()).containers
