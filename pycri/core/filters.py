@@ -12,10 +12,8 @@ from collections.abc import Iterable, Mapping
 from pycri.api import api_pb2 as cri
 
 __all__ = [
-    "filter_container_stats",
     "filter_containers",
     "filter_images",
-    "filter_pod_sandbox_stats",
     "filter_pod_sandboxes",
     "labels_match",
 ]
@@ -54,30 +52,6 @@ def filter_containers(
         and (not has_state or c.state == f.state.state)
         and labels_match(c.labels, f.label_selector)
     ]
-
-
-def filter_container_stats(
-    containers: Iterable[cri.Container], f: cri.ContainerStatsFilter | None
-) -> list[cri.Container]:
-    """The containers whose stats a ListContainerStats call asks for."""
-    if f is None:
-        return list(containers)
-    return [
-        c
-        for c in containers
-        if c.id.startswith(f.id)
-        and c.pod_sandbox_id.startswith(f.pod_sandbox_id)
-        and labels_match(c.labels, f.label_selector)
-    ]
-
-
-def filter_pod_sandbox_stats(
-    pods: Iterable[cri.PodSandbox], f: cri.PodSandboxStatsFilter | None
-) -> list[cri.PodSandbox]:
-    """The sandboxes whose stats a ListPodSandboxStats call asks for."""
-    if f is None:
-        return list(pods)
-    return [p for p in pods if p.id.startswith(f.id) and labels_match(p.labels, f.label_selector)]
 
 
 def filter_images(images: Iterable[cri.Image], wanted: str | None) -> list[cri.Image]:

@@ -484,7 +484,7 @@ class CRIRuntime:
             if f
             else None
         )
-        containers = filters.filter_container_stats(self.shim.list_containers(hint), f)
+        containers = filters.filter_containers(self.shim.list_containers(hint), hint)
         ids = [c.id for c in containers]
         return cri.ListContainerStatsResponse(stats=self.shim.container_stats(ids) if ids else [])
 
@@ -503,7 +503,7 @@ class CRIRuntime:
         f = request.filter if request.HasField("filter") else None
         validate_filter(f)
         hint = cri.PodSandboxFilter(id=f.id, label_selector=f.label_selector) if f else None
-        pods = filters.filter_pod_sandbox_stats(self.shim.list_pod_sandboxes(hint), f)
+        pods = filters.filter_pod_sandboxes(self.shim.list_pod_sandboxes(hint), hint)
         ids = [p.id for p in pods]
         return cri.ListPodSandboxStatsResponse(
             stats=self.shim.pod_sandbox_stats(ids) if ids else []
