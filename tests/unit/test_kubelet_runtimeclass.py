@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pycri.api import api_pb2 as cri
@@ -29,20 +31,34 @@ spec:
 """
 
 
-def test_pod_moves_to_another_handler_when_its_runtime_class_changes(tmp_path: Path) -> None:
+@contextmanager
+def node(
+    tmp_path: Path, default: str, runtime_handler: str = ""
+) -> Iterator[tuple[dict[str, FakeShim], CRIClient, Kubelet]]:
+    """A server with two fake handlers, and a kubelet on it."""
     fakes = {"docker": FakeShim(), "containerd": FakeShim()}
-    runtime = CRIRuntime(HandlerRouter(fakes, default="docker"))
+    runtime = CRIRuntime(HandlerRouter(fakes, default=default))
     with (
         CRIServer(runtime, f"unix://{tmp_path / 'cri.sock'}") as server,
         CRIClient(server.address) as client,
     ):
-        kubelet = Kubelet(
+        yield (
+            fakes,
             client,
-            manifest_dir=tmp_path / "manifests",
-            root_dir=tmp_path / "root",
-            log_root=tmp_path / "logs",
-            node_name="n1",
+            Kubelet(
+                client,
+                manifest_dir=tmp_path / "manifests",
+                root_dir=tmp_path / "root",
+                log_root=tmp_path / "logs",
+                node_name="n1",
+                runtime_handler=runtime_handler,
+            ),
         )
+    runtime.close()
+
+
+def test_pod_moves_to_another_handler_when_its_runtime_class_changes(tmp_path: Path) -> None:
+    with node(tmp_path, default="docker") as (fakes, client, kubelet):
 
         def handlers() -> list[str]:
             return [p.runtime_handler for p in client.list_pod_sandbox().items]
@@ -63,24 +79,10 @@ def test_pod_moves_to_another_handler_when_its_runtime_class_changes(tmp_path: P
             cri.CONTAINER_RUNNING
         ]
         kubelet.delete("web", "default")
-    runtime.close()
 
 
 def test_move_runs_the_same_manifest_on_another_handler(tmp_path: Path) -> None:
-    fakes = {"docker": FakeShim(), "containerd": FakeShim()}
-    runtime = CRIRuntime(HandlerRouter(fakes, default="containerd"))
-    with (
-        CRIServer(runtime, f"unix://{tmp_path / 'cri.sock'}") as server,
-        CRIClient(server.address) as client,
-    ):
-        kubelet = Kubelet(
-            client,
-            manifest_dir=tmp_path / "manifests",
-            root_dir=tmp_path / "root",
-            log_root=tmp_path / "logs",
-            node_name="n1",
-            runtime_handler="docker",
-        )
+    with node(tmp_path, default="containerd", runtime_handler="docker") as (_, client, kubelet):
         kubelet.apply(pod("").replace("  runtimeClassName: \n", ""))
 
         def running_on(handler: str) -> bool:
@@ -100,4 +102,3 @@ def test_move_runs_the_same_manifest_on_another_handler(tmp_path: Path) -> None:
         assert ready[0].metadata.uid == uid  # the same pod, not a new one
         assert ready[0].metadata.attempt == 1
         kubelet.delete("web", "default")
-    runtime.close()
