@@ -614,7 +614,7 @@ class IfNode:
 @dataclass
 class Group:
     body: Seq
-    subshell: bool  # ( ... ) runs in a copy of the shell; { ...; } in the shell itself
+    forked: bool  # ( ... ) runs in a copy of the shell (a subshell); { ...; } in the shell itself
 
 
 Node = Simple | Pipeline | AndOr | Seq | Loop | ForLoop | IfNode | Group
@@ -724,7 +724,7 @@ class _Parser:
             self.i += 1
             body = self.sequence(frozenset({"}"}))
             self.expect("}")
-            return Group(body, subshell=False)
+            return Group(body, forked=False)
         if kw in _RESERVED:
             raise self.unexpected()
         if self.op() == "(":
@@ -735,7 +735,7 @@ class _Parser:
             if self.op() != ")":
                 raise ShellSyntaxError("syntax error: missing ')'")
             self.i += 1
-            return Group(body, subshell=True)
+            return Group(body, forked=True)
         return self.simple()
 
     def for_loop(self) -> Node:
@@ -1094,7 +1094,7 @@ class Shell:
             time.sleep(0)
 
     def _exec_group(self, node: Group, io: IO) -> int:
-        if not node.subshell:
+        if not node.forked:
             return self.exec_node(node.body, io)
         child = self._child(self.name, self.positional)
         child.vars, child.exported = dict(self.vars), set(self.exported)

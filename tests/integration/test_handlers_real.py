@@ -88,6 +88,10 @@ def test_a_pod_on_each_real_handler(tmp_path: Path) -> None:
                 client.remove_pod_sandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
             assert not {p.id for p in client.list_pod_sandbox().items} & set(pods.values())
     finally:
+        if server.poll() is None and pods:  # a failure above must not leave pods behind
+            with CRIClient(f"unix://{sock}", timeout=120) as client:
+                for pod_id in pods.values():
+                    client.remove_pod_sandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
         server.terminate()
         server.wait(timeout=60)
         log.close()
