@@ -16,9 +16,11 @@ import os
 import socket
 import threading
 
-from pycri.errors import PermissionDeniedError, UnavailableError
+from pycri.errors import FailedPreconditionError, PermissionDeniedError, UnavailableError
+from pycri.streaming.pump import splice
+from pycri.streaming.streams import PortConnection
 
-__all__ = ["connect_in_netns", "netns_of_pid"]
+__all__ = ["connect_in_netns", "forward_into_pid_netns", "netns_of_pid"]
 
 CLONE_NEWNET = 0x40000000
 
@@ -86,3 +88,12 @@ def connect_in_netns(netns: str, port: int, timeout: float = 5.0) -> socket.sock
             f"failed to connect to localhost:{port} inside namespace {netns}: {outcome}"
         )
     raise outcome
+
+
+def forward_into_pid_netns(pid: int, port: int, connection: PortConnection) -> None:
+    """PortForward for engine shims: connect to ``port`` in the network namespace
+    of ``pid`` (a pod's pause process), then copy both ways until either side closes.
+    """
+    if pid <= 0:
+        raise FailedPreconditionError("the pod sandbox is not running: nothing to forward to")
+    splice(connection, connect_in_netns(netns_of_pid(pid), port))

@@ -29,6 +29,8 @@ from pycri.api import api_pb2 as cri
 from pycri.core.images import normalize_reference
 from pycri.errors import CRIError
 from pycri.shim import PullProgress, Shim
+from pycri.streaming.netns import forward_into_pid_netns
+from pycri.streaming.streams import PortConnection
 from pycri_shims.docker.connection import DockerConnection
 from pycri_shims.docker.containers import Containers
 from pycri_shims.docker.execsync import exec_sync
@@ -203,6 +205,10 @@ class DockerShim(Shim):
         annotations: Mapping[str, str],
     ) -> None:
         self.containers.update_resources(container_id, linux)
+
+    def port_forward(self, pod_id: str, port: int, connection: PortConnection) -> None:
+        pid = int(self.sandboxes.inspect(pod_id).get("State", {}).get("Pid") or 0)
+        forward_into_pid_netns(pid, port, connection)
 
     def container_stats(self, container_ids: Sequence[str]) -> list[cri.ContainerStats]:
         return self.stats.container_stats(container_ids)

@@ -58,6 +58,8 @@ from pycri.errors import (
     UnavailableError,
 )
 from pycri.shim import PullProgress, Shim
+from pycri.streaming.netns import forward_into_pid_netns
+from pycri.streaming.streams import PortConnection
 
 from . import args as build
 from . import convert, stats
@@ -294,6 +296,10 @@ class NerdctlShim(Shim):
             state = data.get("State") or {}
             info["info"] = json.dumps({"pid": state.get("Pid", 0), "nerdctl": data})
         return status, info
+
+    def port_forward(self, pod_id: str, port: int, connection: PortConnection) -> None:
+        state = self._inspect(pod_id, SANDBOX_KIND).get("State") or {}
+        forward_into_pid_netns(int(state.get("Pid") or 0), port, connection)
 
     def list_pod_sandboxes(self, hint: cri.PodSandboxFilter | None) -> list[cri.PodSandbox]:
         filters = self._hint_filters(hint.id, hint.label_selector) if hint else []
