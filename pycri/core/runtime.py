@@ -289,10 +289,14 @@ class CRIRuntime:
 
     @rpc("ListPodSandbox")
     def list_pod_sandbox(self, request: cri.ListPodSandboxRequest) -> cri.ListPodSandboxResponse:
+        return cri.ListPodSandboxResponse(items=self._pods(request))
+
+    def _pods(
+        self, request: cri.ListPodSandboxRequest | cri.StreamPodSandboxesRequest
+    ) -> list[cri.PodSandbox]:
         f = request.filter if request.HasField("filter") else None
         validate_filter(f)
-        pods = filters.filter_pod_sandboxes(self.shim.list_pod_sandboxes(f), f)
-        return cri.ListPodSandboxResponse(items=pods)
+        return filters.filter_pod_sandboxes(self.shim.list_pod_sandboxes(f), f)
 
     # -- containers ----------------------------------------------------------------
 
@@ -375,10 +379,14 @@ class CRIRuntime:
 
     @rpc("ListContainers")
     def list_containers(self, request: cri.ListContainersRequest) -> cri.ListContainersResponse:
+        return cri.ListContainersResponse(containers=self._containers(request))
+
+    def _containers(
+        self, request: cri.ListContainersRequest | cri.StreamContainersRequest
+    ) -> list[cri.Container]:
         f = request.filter if request.HasField("filter") else None
         validate_filter(f)
-        containers = filters.filter_containers(self.shim.list_containers(f), f)
-        return cri.ListContainersResponse(containers=containers)
+        return filters.filter_containers(self.shim.list_containers(f), f)
 
     @rpc("ContainerStatus")
     def container_status(self, request: cri.ContainerStatusRequest) -> cri.ContainerStatusResponse:
@@ -533,28 +541,22 @@ class CRIRuntime:
     def stream_pod_sandboxes(
         self, request: cri.StreamPodSandboxesRequest, is_active: Callable[[], bool]
     ) -> Iterator[cri.StreamPodSandboxesResponse]:
-        f = request.filter if request.HasField("filter") else None
-        validate_filter(f)
-        pods = filters.filter_pod_sandboxes(self.shim.list_pod_sandboxes(f), f)
-        for batch in _batches(pods):
+        for batch in _batches(self._pods(request)):
             yield cri.StreamPodSandboxesResponse(pod_sandboxes=batch)
 
     @rpc("StreamContainers")
     def stream_containers(
         self, request: cri.StreamContainersRequest, is_active: Callable[[], bool]
     ) -> Iterator[cri.StreamContainersResponse]:
-        f = request.filter if request.HasField("filter") else None
-        validate_filter(f)
-        containers = filters.filter_containers(self.shim.list_containers(f), f)
-        for batch in _batches(containers):
+        for batch in _batches(self._containers(request)):
             yield cri.StreamContainersResponse(containers=batch)
 
     @rpc("StreamImages")
     def stream_images(
         self, request: cri.StreamImagesRequest, is_active: Callable[[], bool]
     ) -> Iterator[cri.StreamImagesResponse]:
-        listed = self.list_images(cri.ListImagesRequest(filter=request.filter))
-        for batch in _batches(listed.images):
+        # not self.list_images: that is another RPC to the shim's before/after hooks
+        for batch in _batches(self._images(request)):
             yield cri.StreamImagesResponse(images=batch)
 
     @rpc("GetContainerEvents")
@@ -575,10 +577,13 @@ class CRIRuntime:
 
     @rpc("ListImages")
     def list_images(self, request: cri.ListImagesRequest) -> cri.ListImagesResponse:
+        return cri.ListImagesResponse(images=self._images(request))
+
+    def _images(self, request: cri.ListImagesRequest | cri.StreamImagesRequest) -> list[cri.Image]:
         wanted = None
         if request.HasField("filter") and request.filter.image.image:
             wanted = normalize_reference(request.filter.image.image)
-        return cri.ListImagesResponse(images=filters.filter_images(self.shim.list_images(), wanted))
+        return filters.filter_images(self.shim.list_images(), wanted)
 
     @rpc("ImageStatus")
     def image_status(self, request: cri.ImageStatusRequest) -> cri.ImageStatusResponse:

@@ -184,3 +184,14 @@ def test_unwritable_log_directory_is_a_clear_error(runtime: CRIRuntime, tmp_path
     with pytest.raises(FailedPreconditionError, match=r"cannot write the container log .*c\.log"):
         runtime.create_container(request)
     assert not runtime.list_containers(cri.ListContainersRequest()).containers
+
+
+def test_stream_images_is_its_own_rpc(runtime: CRIRuntime) -> None:
+    """A fault meant for ListImages must not hit StreamImages (it once called list_images)."""
+    shim = runtime.shim
+    assert isinstance(shim, FakeShim)
+    shim.faults.fail_next("ListImages", grpc.StatusCode.UNAVAILABLE, "only ListImages")
+    batches = list(runtime.stream_images(cri.StreamImagesRequest(), lambda: True))
+    assert sum(len(b.images) for b in batches) >= 1
+    with pytest.raises(UnavailableError):
+        runtime.list_images(cri.ListImagesRequest())
