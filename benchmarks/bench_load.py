@@ -1,14 +1,16 @@
 """Load on pycri-server: concurrent lifecycles, then a kubelet-style relist soak.
 
-    python benchmarks/bench_load.py [--shim fake] [--clients 50] [--pods 110] \\
-        [--containers-per-pod 3] [--soak-seconds 600]
+    python benchmarks/bench_load.py [--shim fake] [-O KEY=VALUE]... [--clients 50] \\
+        [--pods 110] [--containers-per-pod 3] [--soak-seconds 600] [--setup-workers 8]
 
 Phase 1: ``--clients`` threads each run whole pod lifecycles (run pod,
 create, start, exec, stop, remove, stop pod, remove pod) for
 ``--lifecycle-seconds``. Phase 2: ``--pods`` pods of ``--containers-per-pod``
 running containers, relisted (ListPodSandbox + ListContainers) every second
-for ``--soak-seconds`` while the server's RSS is sampled. Prints errors
-(must be 0), latencies and RSS over time; removes everything it created.
+for ``--soak-seconds`` while the server's RSS is sampled (the pods are set
+up by ``--setup-workers`` clients at once). Prints errors (must be 0),
+latencies and RSS over time; removes everything it created and checks that
+nothing it labelled is left.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pycri.api import api_pb2 as cri
@@ -103,15 +106,25 @@ def lifecycles(
     return done, errors
 
 
-def soak(
-    client: CRIClient, pid: int, run_id: str, pods: int, per_pod: int, seconds: float
-) -> tuple[list[float], list[tuple[float, int]], Counter[str]]:
-    errors: Counter[str] = Counter()
-    for p in range(pods):
+def populate(client: CRIClient, run_id: str, pods: int, per_pod: int, workers: int) -> float:
+    """Run the soak's pods and containers; seconds it took."""
+
+    def one(p: int) -> None:
         config = pod_config(f"soak-{p}", run_id)
         pod_id = client.run_pod_sandbox(cri.RunPodSandboxRequest(config=config)).pod_sandbox_id
         for c in range(per_pod):
             container(client, pod_id, config, f"c{c}")
+
+    start = time.monotonic()
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        list(pool.map(one, range(pods)))  # re-raises the first failure
+    return time.monotonic() - start
+
+
+def soak(
+    client: CRIClient, pid: int, seconds: float
+) -> tuple[list[float], list[tuple[float, int]], Counter[str]]:
+    errors: Counter[str] = Counter()
     latencies: list[float] = []
     rss: list[tuple[float, int]] = []
     start = time.monotonic()
@@ -130,26 +143,41 @@ def soak(
     return latencies, rss, errors
 
 
-def cleanup(client: CRIClient, run_id: str) -> None:
-    selector = cri.PodSandboxFilter(label_selector={"pycri.load": run_id})
-    for pod in client.list_pod_sandbox(cri.ListPodSandboxRequest(filter=selector)).items:
+def cleanup(client: CRIClient, run_id: str) -> int:
+    """Remove this run's pods; how many pods and containers are left (must be 0)."""
+    pods = cri.ListPodSandboxRequest(
+        filter=cri.PodSandboxFilter(label_selector={"pycri.load": run_id})
+    )
+    containers = cri.ListContainersRequest(
+        filter=cri.ContainerFilter(label_selector={"pycri.load": run_id})
+    )
+    for pod in client.list_pod_sandbox(pods).items:
         client.remove_pod_sandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=pod.id))
+    return len(client.list_pod_sandbox(pods).items) + len(
+        client.list_containers(containers).containers
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shim", default="fake")
+    parser.add_argument(
+        "-O", "--shim-option", action="append", default=[], metavar="KEY=VALUE",
+        help="passed to pycri-server, e.g. -O namespace=pycri-load for nerdctl",
+    )  # fmt: skip
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--lifecycle-seconds", type=float, default=30.0)
     parser.add_argument("--pods", type=int, default=110)
     parser.add_argument("--containers-per-pod", type=int, default=3)
     parser.add_argument("--soak-seconds", type=float, default=600.0)
+    parser.add_argument("--setup-workers", type=int, default=8)
     args = parser.parse_args(argv)
+    options = [arg for option in args.shim_option for arg in ("-O", option)]
     run_id = uuid.uuid4().hex[:10]
     with tempfile.TemporaryDirectory(prefix="pycri-load-") as tmp:
         sock = Path(tmp) / "cri.sock"
         server = subprocess.Popen(
-            [sys.executable, "-m", "pycri.server.main", "--shim", args.shim,
+            [sys.executable, "-m", "pycri.server.main", "--shim", args.shim, *options,
              "--listen", f"unix://{sock}", "--log-level", "warning", "--max-workers", "64"]
         )  # fmt: skip
         try:
@@ -160,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(0.05)
             endpoint = f"unix://{sock}"
             with CRIClient(endpoint, timeout=120) as client:
+                left = 0
                 try:
                     print(f"shim {args.shim}: {args.clients} concurrent lifecycle clients "
                           f"for {args.lifecycle_seconds:g}s")  # fmt: skip
@@ -170,10 +199,11 @@ def main(argv: list[str] | None = None) -> int:
                           f"{dict(errors) or ''}")  # fmt: skip
                     print(f"relist soak: {args.pods} pods x {args.containers_per_pod} containers, "
                           f"every 1s for {args.soak_seconds:g}s")  # fmt: skip
-                    latencies, rss, soak_errors = soak(
-                        client, server.pid, run_id, args.pods, args.containers_per_pod,
-                        args.soak_seconds,
-                    )  # fmt: skip
+                    took = populate(
+                        client, run_id, args.pods, args.containers_per_pod, args.setup_workers
+                    )
+                    print(f"  set up in {took:.1f}s by {args.setup_workers} clients")
+                    latencies, rss, soak_errors = soak(client, server.pid, args.soak_seconds)
                     ms = sorted(x * 1000 for x in latencies)
                     p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
                     print(f"  relists: {len(ms)}, errors: {sum(soak_errors.values())}, "
@@ -182,11 +212,12 @@ def main(argv: list[str] | None = None) -> int:
                         f"{t:.0f}s {kib / 1024:.1f} MiB" for t, kib in rss))  # fmt: skip
                     failed = sum(errors.values()) + sum(soak_errors.values())
                 finally:
-                    cleanup(client, run_id)
+                    left = cleanup(client, run_id)
+                    print(f"left behind after clean-up: {left} pods and containers")
         finally:
             server.terminate()
             server.wait(timeout=60)
-    return 1 if failed else 0
+    return 1 if failed or left else 0
 
 
 if __name__ == "__main__":

@@ -150,12 +150,25 @@ class PrivateContainerd(PrivateDaemon):
 class PrivateDockerd(PrivateDaemon):
     """dockerd with live-restore on the machine's containerd, in a namespace of its own.
 
-    No bridge and no iptables rules, so it cannot collide with the main
-    dockerd; the pods here use the node's network.
+    It gets a bridge of its own and writes no iptables rules, so it cannot
+    collide with the main dockerd; the pods here use the node's network.
+    (``--bridge=none`` is no way out: dockerd then deletes ``docker0``,
+    the main daemon's bridge.)
     """
 
     shim = "docker"
     namespace = "pycri-restart"
+    bridge = "pycri-rs0"
+
+    def start(self) -> None:
+        if not Path(f"/sys/class/net/{self.bridge}").exists():
+            for args in (
+                ["link", "add", self.bridge, "type", "bridge"],
+                ["addr", "add", "10.213.213.1/24", "dev", self.bridge],
+                ["link", "set", self.bridge, "up"],
+            ):
+                subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
+        super().start()
 
     def argv(self) -> list[str]:
         return [*self.common_argv(), "--live-restore"]
@@ -170,7 +183,7 @@ class PrivateDockerd(PrivateDaemon):
             f"--containerd={MAIN_CONTAINERD}",
             f"--containerd-namespace={self.namespace}",
             f"--containerd-plugins-namespace={self.namespace}-plugins",
-            "--bridge=none",
+            f"--bridge={self.bridge}",
             "--iptables=false",
             "--ip6tables=false",
         ]
@@ -202,6 +215,7 @@ class PrivateDockerd(PrivateDaemon):
         return [f"docker_host=unix://{self.socket()}"]
 
     def forget(self) -> None:
+        subprocess.run(["ip", "link", "delete", self.bridge], check=False, capture_output=True)
         # refused while the namespace still holds anything: a leak shows up here
         done = subprocess.run(
             ["ctr", "--address", MAIN_CONTAINERD, "namespaces", "remove", self.namespace],
@@ -233,10 +247,11 @@ ENGINES: dict[str, type[PrivateDaemon]] = {
 def engine(request: pytest.FixtureRequest) -> Iterator[PrivateDaemon]:
     kind = ENGINES[str(request.param)]
     needs = {"nerdctl": ["containerd", "nerdctl"], "docker": ["dockerd", "docker"]}[kind.shim]
-    missing = [tool for tool in [*needs, "ctr"] if shutil.which(tool) is None]
+    missing = [tool for tool in [*needs, "ctr", "ip"] if shutil.which(tool) is None]
     if missing or not Path({"nerdctl": MAIN_CONTAINERD, "docker": MAIN_DOCKER}[kind.shim]).exists():
         require_real(False, f"{kind.shim}: needs {needs} and the main daemon (setup-runtimes.sh)")
     # short: unix socket paths must stay under 108 bytes
+    bridges_before = host_bridges()
     root = Path(tempfile.mkdtemp(prefix="pycri-restart-"))
     daemon = kind(root)
     try:
@@ -252,6 +267,12 @@ def engine(request: pytest.FixtureRequest) -> Iterator[PrivateDaemon]:
         shutil.rmtree(root, ignore_errors=True)
         assert not left, f"mounts left behind: {left}"
         daemon.forget()
+        # nothing of the machine's own daemons may go (dockerd can delete docker0)
+        assert host_bridges() >= bridges_before - {PrivateDockerd.bridge}
+
+
+def host_bridges() -> set[str]:
+    return {path.parent.name for path in Path("/sys/class/net").glob("*/bridge")}
 
 
 def mounts_under(root: Path) -> list[str]:
