@@ -22,7 +22,7 @@ from pycri_shims.docker import streams
 from pycri_shims.docker.connection import DockerConnection
 from pycri_shims.docker.errors import translate
 
-__all__ = ["MAX_OUTPUT", "exec_sync", "kill_process_tree"]
+__all__ = ["MAX_OUTPUT", "exec_exit_code", "exec_sync", "kill_exec", "kill_process_tree"]
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def exec_sync(
                 break
             except Exception as err:
                 if deadline is not None and time.monotonic() >= deadline - 0.05:
-                    _kill(conn, exec_id, container_id)
+                    kill_exec(conn, exec_id, container_id)
                     raise DeadlineExceededError(
                         f"{what}: {cmd[0]!r} did not finish within {timeout}s and was killed"
                     ) from err
@@ -74,11 +74,12 @@ def exec_sync(
     return cri.ExecSyncResponse(
         stdout=bytes(output[streams.STDOUT]),
         stderr=bytes(output[streams.STDERR]),
-        exit_code=_exit_code(conn, exec_id, what),
+        exit_code=exec_exit_code(conn, exec_id, what),
     )
 
 
-def _exit_code(conn: DockerConnection, exec_id: str, what: str) -> int:
+def exec_exit_code(conn: DockerConnection, exec_id: str, what: str) -> int:
+    """The exec's exit code (-1 if Docker still has none after a moment)."""
     # The stream can end a moment before Docker records the exit code.
     give_up = time.monotonic() + _EXIT_CODE_WAIT
     while True:
@@ -91,18 +92,21 @@ def _exit_code(conn: DockerConnection, exec_id: str, what: str) -> int:
         time.sleep(0.01)
 
 
-def _kill(conn: DockerConnection, exec_id: str, container_id: str) -> None:
+def kill_exec(
+    conn: DockerConnection, exec_id: str, container_id: str, why: str = "timed-out"
+) -> None:
+    """SIGKILL the exec's process tree if it still runs (Docker cannot kill an exec)."""
     try:
-        with conn.errors("inspecting a timed-out exec"):
+        with conn.errors(f"inspecting a {why} exec"):
             info = conn.api.exec_inspect(exec_id)
     except Exception as err:
-        log.warning("cannot kill the timed-out exec %s: %s", exec_id[:13], err)
+        log.warning("cannot kill the %s exec %s: %s", why, exec_id[:13], err)
         return
     pid = int(info.get("Pid") or 0)
     if info.get("Running") and pid > 0 and not kill_process_tree(pid, container_id):
         log.warning(
-            "the timed-out exec %s (host pid %d) in %s is left running: "
-            "it is not visible from this host",
+            "the %s exec %s (host pid %d) in %s is left running: it is not visible from this host",
+            why,
             exec_id[:13],
             pid,
             container_id[:13],

@@ -30,11 +30,12 @@ from pycri.core.images import normalize_reference
 from pycri.errors import CRIError
 from pycri.shim import PullProgress, Shim
 from pycri.streaming.netns import forward_into_pid_netns
-from pycri.streaming.streams import PortConnection
+from pycri.streaming.streams import PortConnection, StreamIO
 from pycri_shims.docker.connection import DockerConnection
 from pycri_shims.docker.containers import Containers
 from pycri_shims.docker.execsync import exec_sync
 from pycri_shims.docker.images import DockerImages
+from pycri_shims.docker.interactive import attach, exec_stream
 from pycri_shims.docker.lists import ListSnapshot
 from pycri_shims.docker.logs import DockerLogs
 from pycri_shims.docker.sandboxes import DEFAULT_PAUSE_IMAGE, Sandboxes
@@ -194,6 +195,12 @@ class DockerShim(Shim):
         self, container_id: str, cmd: Sequence[str], timeout: int
     ) -> cri.ExecSyncResponse:
         return exec_sync(self.connection, container_id, cmd, timeout)
+
+    def exec_stream(self, container_id: str, cmd: Sequence[str], io: StreamIO) -> int:
+        return exec_stream(self.connection, container_id, cmd, io)
+
+    def attach(self, container_id: str, io: StreamIO) -> None:
+        attach(self.connection, container_id, io)
 
     def reopen_container_log(self, container_id: str) -> None:
         self.containers.reopen_log(container_id)

@@ -12,13 +12,21 @@ from __future__ import annotations
 
 import socket
 import struct
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import docker.errors
 import requests
 
-__all__ = ["STDERR", "STDOUT", "frames", "open_stream", "response_socket", "shutdown"]
+__all__ = [
+    "STDERR",
+    "STDOUT",
+    "frames",
+    "open_stream",
+    "read_frames",
+    "response_socket",
+    "shutdown",
+]
 
 STDOUT = 1
 STDERR = 2
@@ -79,11 +87,11 @@ def shutdown(response: requests.Response) -> None:
     response.close()
 
 
-def _read_exact(response: requests.Response, size: int) -> bytes:
+def _read_exact(read: Callable[[int], bytes], size: int) -> bytes:
     chunks: list[bytes] = []
     missing = size
     while missing:
-        chunk = response.raw.read(missing)
+        chunk = read(missing)
         if not chunk:
             break
         chunks.append(chunk)
@@ -93,12 +101,17 @@ def _read_exact(response: requests.Response, size: int) -> bytes:
 
 def frames(response: requests.Response) -> Iterator[tuple[int, bytes]]:
     """(stream, payload) frames of Docker's multiplexed stdout/stderr stream."""
+    return read_frames(response.raw.read)
+
+
+def read_frames(read: Callable[[int], bytes]) -> Iterator[tuple[int, bytes]]:
+    """The frames of a multiplexed stream read with ``read(n)`` (b"" at its end)."""
     while True:
-        header = _read_exact(response, _HEADER.size)
+        header = _read_exact(read, _HEADER.size)
         if len(header) < _HEADER.size:
             return
         stream, size = _HEADER.unpack(header)
-        payload = _read_exact(response, size)
+        payload = _read_exact(read, size)
         if len(payload) < size:
             return
         yield stream, payload
