@@ -69,6 +69,10 @@ class PrivateDaemon:
     def answers(self) -> bool:
         raise NotImplementedError
 
+    def load_images(self) -> None:
+        """Give the daemon busybox and pause, from the machine's own engine."""
+        raise NotImplementedError
+
     def start(self) -> None:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
@@ -370,9 +374,9 @@ def test_engine_restarted_under_a_running_server(engine: PrivateDaemon) -> None:
         if not engine.containers_survive:
             # what the engine did is what the CRI reports: the kubelet recreates the pod
             assert [p.state for p in pods] == [cri.SANDBOX_NOTREADY]
-            status = client.container_status(cri.ContainerStatusRequest(container_id=ticker))
-            assert status.status.state == cri.CONTAINER_EXITED
-            assert status.status.exit_code in (128 + 9, 128 + 15)  # killed by dockerd's stop
+            gone = client.container_status(cri.ContainerStatusRequest(container_id=ticker)).status
+            assert gone.state == cri.CONTAINER_EXITED
+            assert gone.exit_code in (128 + 9, 128 + 15)  # killed by dockerd's stop
             seen = numbers(log)
             assert seen == list(range(len(seen))), "log lines lost or written twice"
             return
