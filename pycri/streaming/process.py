@@ -6,12 +6,19 @@ returns its exit code. Resizes set the pty's window size and send the
 child ``SIGWINCH`` (it has no controlling terminal, so the kernel would
 not), which is how ``nerdctl``/``docker`` learn to resize the remote
 terminal.
+
+Two hooks serve CLIs that talk about themselves on stderr or leave work
+behind when they die: ``stderr`` takes the command's own stderr (instead
+of ``io.stderr``, or of the terminal with a TTY) so the caller can filter
+or parse it, and ``on_cancel`` runs before the command is stopped because
+the client left.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import pty
 import signal
@@ -19,12 +26,18 @@ import struct
 import subprocess
 import termios
 import threading
-from collections.abc import Mapping, Sequence
+import tty
+from collections.abc import Callable, Mapping, Sequence
 
 from pycri.streaming.pump import copy_input
 from pycri.streaming.streams import Output, StreamIO, TerminalSize
 
-__all__ = ["run_attached", "set_window_size"]
+__all__ = ["OnCancel", "run_attached", "set_window_size"]
+
+log = logging.getLogger(__name__)
+
+#: called with the command's pid once the client has left, before the command is stopped
+OnCancel = Callable[[int], None]
 
 #: after the client left, how long the command gets between SIGTERM and SIGKILL
 KILL_GRACE = 2.0
@@ -58,12 +71,22 @@ def _copy_output(read_fd: int, output: Output | None) -> threading.Thread:
     return thread
 
 
-def _watch(process: subprocess.Popen[bytes], io: StreamIO, master: int | None) -> None:
+def _watch(
+    process: subprocess.Popen[bytes],
+    io: StreamIO,
+    master: int | None,
+    on_cancel: OnCancel | None,
+) -> None:
     """Until the process ends: apply resizes, and stop it if the client leaves."""
 
     def run() -> None:
         while process.poll() is None:
             if io.cancelled.is_set():
+                if on_cancel is not None:
+                    try:
+                        on_cancel(process.pid)
+                    except Exception:
+                        log.exception("cleaning up after a client that left failed")
                 process.terminate()
                 try:
                     process.wait(KILL_GRACE)
@@ -82,10 +105,24 @@ def _watch(process: subprocess.Popen[bytes], io: StreamIO, master: int | None) -
     threading.Thread(target=run, name="pycri-watch", daemon=True).start()
 
 
-def run_attached(argv: Sequence[str], io: StreamIO, *, env: Mapping[str, str] | None = None) -> int:
-    """Run ``argv`` with ``io`` as its stdio; its exit code (128+N when killed by signal N)."""
+def run_attached(
+    argv: Sequence[str],
+    io: StreamIO,
+    *,
+    env: Mapping[str, str] | None = None,
+    stderr: Output | None = None,
+    on_cancel: OnCancel | None = None,
+) -> int:
+    """Run ``argv`` with ``io`` as its stdio; its exit code (128+N when killed by signal N).
+
+    ``stderr``, when given, receives everything the command writes to its
+    stderr, in place of ``io.stderr`` (or, with ``io.tty``, of the
+    terminal), all of it by the time this returns. ``on_cancel`` is called
+    with the command's pid when the client has left, before the command
+    gets SIGTERM.
+    """
     if io.tty:
-        return _run_in_pty(argv, io, env)
+        return _run_in_pty(argv, io, env, stderr, on_cancel)
     process = subprocess.Popen(
         list(argv),
         stdin=subprocess.PIPE if io.stdin is not None else subprocess.DEVNULL,
@@ -97,7 +134,7 @@ def run_attached(argv: Sequence[str], io: StreamIO, *, env: Mapping[str, str] | 
     assert process.stderr is not None
     copiers = [
         _copy_output(process.stdout.fileno(), io.stdout),
-        _copy_output(process.stderr.fileno(), io.stderr),
+        _copy_output(process.stderr.fileno(), io.stderr if stderr is None else stderr),
     ]
     if io.stdin is not None and process.stdin is not None:
         stdin = process.stdin
@@ -107,7 +144,7 @@ def run_attached(argv: Sequence[str], io: StreamIO, *, env: Mapping[str, str] | 
             stdin.flush()
 
         copy_input(io.stdin, feed, stdin.close)
-    _watch(process, io, None)
+    _watch(process, io, None, on_cancel)
     code = process.wait()
     if io.stdin is not None:
         io.stdin.close()  # nobody reads it any more: ends its copier
@@ -118,24 +155,49 @@ def run_attached(argv: Sequence[str], io: StreamIO, *, env: Mapping[str, str] | 
     return _exit_code(code)
 
 
-def _run_in_pty(argv: Sequence[str], io: StreamIO, env: Mapping[str, str] | None) -> int:
+def _run_in_pty(
+    argv: Sequence[str],
+    io: StreamIO,
+    env: Mapping[str, str] | None,
+    stderr: Output | None,
+    on_cancel: OnCancel | None,
+) -> int:
     master, slave = pty.openpty()
+    # The command forwards to a terminal in the container, which echoes,
+    # edits lines and turns \n into \r\n: ours must pass bytes unchanged.
+    # A CLI makes it raw itself, but containerd/console's raw mode (nerdctl's)
+    # turns OPOST back on, and with ONLCR that doubled every \r: no output flag.
+    tty.setraw(slave)
+    mode = termios.tcgetattr(slave)
+    mode[1] = 0  # oflag
+    termios.tcsetattr(slave, termios.TCSANOW, mode)
     if io.resize is not None and io.resize.latest is not None:
         set_window_size(master, io.resize.latest)
     try:
         # a session of its own: the client's ^C reaches it through the pty, not us
         process = subprocess.Popen(
-            list(argv), stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True
+            list(argv),
+            stdin=slave,
+            stdout=slave,
+            stderr=slave if stderr is None else subprocess.PIPE,
+            env=env,
+            start_new_session=True,
         )
     finally:
         os.close(slave)
     copier = _copy_output(master, io.stdout)
+    errors = None
+    if stderr is not None and process.stderr is not None:
+        errors = _copy_output(process.stderr.fileno(), stderr)
     if io.stdin is not None:
         copy_input(io.stdin, lambda data: _write_all(master, data), lambda: _send_eof(master))
-    _watch(process, io, master)
+    _watch(process, io, master, on_cancel)
     code = process.wait()
     if io.stdin is not None:
         io.stdin.close()
+    if errors is not None and process.stderr is not None:
+        errors.join(5)  # bounded: something the command left running may hold the pipe
+        process.stderr.close()
     copier.join(5)
     os.close(master)
     return _exit_code(code)

@@ -12,14 +12,31 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 
 from pycri.core.logs import parse_timestamp
 
-__all__ = ["Cgroups", "CpuMemory", "RuncState", "exec_processes", "kill_pids", "net_dev"]
+__all__ = [
+    "Cgroups",
+    "CpuMemory",
+    "RuncState",
+    "descendants",
+    "exec_id_of_client",
+    "exec_pid",
+    "exec_processes",
+    "kill_pids",
+    "net_dev",
+    "running",
+    "task_bundle",
+]
+
+#: the FIFOs containerd's client library makes for an exec: ``<dir>/<exec id>-stdout``
+_EXEC_FIFO = re.compile(r"/(exec-[0-9a-f]+)-std(?:in|out|err)$")
 
 
 def _read(path: Path) -> str | None:
@@ -163,6 +180,70 @@ class Cgroups:
         )
 
 
+def running(pid: int) -> bool:
+    """Whether ``pid`` exists and has not exited (a zombie has)."""
+    stat = _read(Path(f"/proc/{pid}/stat"))
+    return stat is not None and stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _offspring(roots: AbstractSet[int], parents: dict[int, int | None]) -> set[int]:
+    found: set[int] = set()
+    frontier = set(roots)
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def descendants(root: int, pids: Iterable[int]) -> set[int]:
+    """Those of ``pids`` that descend from ``root`` (``root`` not included)."""
+    return _offspring({root}, {pid: _ppid(pid) for pid in pids}) - {root}
+
+
+def task_bundle(init_pid: int, container_id: str) -> Path | None:
+    """The container's task directory in containerd's state (``.../<namespace>/<id>``).
+
+    Found without configuration: the containerd shim, the init's parent,
+    runs in the bundle of the first container it serves, and bundles are
+    siblings.
+    """
+    shim = _ppid(init_pid)
+    if shim is None:
+        return None
+    try:
+        cwd = Path(os.readlink(f"/proc/{shim}/cwd"))
+    except OSError:
+        return None
+    bundle = cwd.parent / container_id
+    return bundle if bundle.is_dir() else None
+
+
+def exec_id_of_client(client_pid: int) -> str | None:
+    """The exec id of the process a running ``nerdctl exec`` started (None before it made one).
+
+    The client holds the exec's FIFOs open, and containerd names them after
+    the exec id, which nerdctl draws at random and never prints.
+    """
+    try:
+        fds = os.listdir(f"/proc/{client_pid}/fd")
+    except OSError:
+        return None
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/{client_pid}/fd/{fd}")
+        except OSError:
+            continue
+        found = _EXEC_FIFO.search(target)
+        if found:
+            return found[1]
+    return None
+
+
+def exec_pid(bundle: Path, exec_id: str) -> int | None:
+    """The pid the runc shim recorded for an exec (None until the process started)."""
+    return _int(_read(bundle / f"{exec_id}.pid"))
+
+
 def exec_processes(
     cgroups: Cgroups,
     container_id: str,
@@ -181,14 +262,8 @@ def exec_processes(
         return set()
     pids = set(cgroups.procs(container_id, parent)) - {init_pid}
     parents = {pid: _ppid(pid) for pid in pids}
-    roots = {pid for pid, parent in parents.items() if parent == shim}
-    found = roots - exclude
-    grew = True
-    while grew:
-        more = {pid for pid, parent in parents.items() if parent in found} - found
-        found |= more
-        grew = bool(more)
-    return found
+    roots = {pid for pid, parent in parents.items() if parent == shim} - exclude
+    return roots | _offspring(roots, parents)
 
 
 def kill_pids(pids: set[int]) -> None:

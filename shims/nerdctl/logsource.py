@@ -54,8 +54,14 @@ def parse_record(raw: bytes) -> LogRecord | None:
     )
 
 
-def json_log_source(path: str, alive: Callable[[], bool], done: threading.Event) -> LogSource:
-    """A LogSource over the json log at ``path``; ``alive`` says if the container runs."""
+def json_log_source(
+    path: str, alive: Callable[[], bool], done: threading.Event, offset: int = 0
+) -> LogSource:
+    """A LogSource over the json log at ``path``; ``alive`` says if the container runs.
+
+    Reading starts ``offset`` bytes into the file (attach passes its size
+    at the time, to follow only what is logged from then on).
+    """
 
     def follow(since_ns: int | None, stop: threading.Event) -> Iterator[LogRecord]:
         handle: BinaryIO | None = None
@@ -70,6 +76,9 @@ def json_log_source(path: str, alive: Callable[[], bool], done: threading.Event)
                         handle = open(path, "rb")  # noqa: SIM115 - kept open while following
                     except FileNotFoundError:
                         handle = None
+                    else:
+                        # a record cut by the seek does not parse and is skipped
+                        handle.seek(offset)
                 chunk = handle.read(_READ) if handle is not None else b""
                 if chunk:
                     pending += chunk

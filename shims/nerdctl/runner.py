@@ -237,7 +237,7 @@ class NerdctlRunner:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                env=self._environment(env),
+                env=self.environment(env),
                 start_new_session=True,  # so a timeout can kill its whole group
             )
         except (FileNotFoundError, PermissionError, NotADirectoryError) as err:
@@ -274,7 +274,8 @@ class NerdctlRunner:
     def json(self, args: Sequence[str], **kwargs: Any) -> Any:
         return self.run(args, **kwargs).json()
 
-    def _environment(self, extra: dict[str, str] | None) -> dict[str, str] | None:
+    def environment(self, extra: dict[str, str] | None = None) -> dict[str, str] | None:
+        """The environment nerdctl runs with (None: this process's own)."""
         if self.env is None and extra is None:
             return None
         merged = dict(os.environ)

@@ -15,6 +15,8 @@ StartContainer                             2, + 1 ``inspect`` off the RPC's path
 StopContainer, RemoveContainer             2 (core's ``inspect``; ``stop``/``rm``)
 StopPodSandbox, RemovePodSandbox           3, + 1 per container to stop/remove
 ExecSync                                   1 ``exec`` (+ core's ``inspect``)
+Exec, Attach (streaming, interactive.py)   1 ``exec -i -t`` for the session; attach:
+                                           1 ``inspect``, output from the json log
 ContainerStats / ListContainerStats        1 ``inspect`` / 1 ``ps``; numbers from
                                            cgroup files (see stats.py)
 ListImages, ImageStatus, ImageFsInfo       1; PullImage, RemoveImage: 2
@@ -53,16 +55,18 @@ from pycri.core.images import is_image_id
 from pycri.core.logcopy import LogCopiers
 from pycri.errors import (
     CRIError,
+    FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
     UnavailableError,
+    UnimplementedError,
 )
 from pycri.shim import PullProgress, Shim
 from pycri.streaming.netns import forward_into_pid_netns
-from pycri.streaming.streams import PortConnection
+from pycri.streaming.streams import PortConnection, StreamIO
 
 from . import args as build
-from . import convert, stats
+from . import convert, interactive, stats
 from . import labels as labelcodec
 from .host import Cgroups, RuncState, exec_processes, kill_pids
 from .images import ImageStore
@@ -466,6 +470,44 @@ class NerdctlShim(Shim):
         parent = _cgroup_parent(runc, "" if self.cgroups.v2 else "pids")
         return exec_processes(self.cgroups, container_id, runc.init_pid, parent, exclude)
 
+    def _container_pids(self, container_id: str, runc: RuncState) -> list[int]:
+        """Every process in the container's cgroup."""
+        return self.cgroups.procs(
+            container_id, _cgroup_parent(runc, "" if self.cgroups.v2 else "pids")
+        )
+
+    # -- streaming exec and attach (see interactive.py) -------------------------
+
+    def exec_stream(self, container_id: str, cmd: Sequence[str], io: StreamIO) -> int:
+        """``nerdctl exec [-i] [-t]`` wired to ``io`` (see interactive.py for its quirks)."""
+
+        def stop(client_pid: int) -> None:
+            # nerdctl dying does not stop the process it started: kill that first
+            runc = self._runc(container_id)
+            interactive.stop_exec(
+                client_pid,
+                runc.init_pid if runc is not None and runc.alive() else None,
+                container_id,
+                lambda: self._container_pids(container_id, runc) if runc is not None else [],
+            )
+
+        return interactive.exec_stream(self.runner, container_id, cmd, io, on_cancel=stop)
+
+    def attach(self, container_id: str, io: StreamIO) -> None:
+        """The container's output from its json log, from now on; stdin is refused (NO_STDIN)."""
+        data = self._inspect(container_id, CONTAINER_KIND)
+        if not (data.get("State") or {}).get("Running"):
+            raise FailedPreconditionError(
+                f"container {container_id[:13]} is not running: cannot attach to it"
+            )
+        if io.stdin is not None:
+            raise UnimplementedError(interactive.NO_STDIN)
+        full_id = data["Id"]
+        labels = convert.raw_labels(data)
+        path = interactive.json_log_path(labels.get("nerdctl/state-dir", ""), full_id)
+        parent = convert.decoded(data).extra.get("cgroup-parent", "")
+        interactive.attach_log(path, self._alive_check(full_id, parent), io)
+
     # -- logs ------------------------------------------------------------------
 
     def _attach_logs(self, container_id: str, labels: Mapping[str, str]) -> None:
@@ -477,18 +519,22 @@ class NerdctlShim(Shim):
         engine_log = f"{state_dir}/{container_id}-json.log"
         with self._log_lock:
             done = self._log_done.setdefault(container_id, threading.Event())
-        runc_root, namespace = self.options.runc_root, self.options.namespace
-        cgroups, parent = self.cgroups, meta.extra.get("cgroup-parent", "")
+        alive = self._alive_check(container_id, meta.extra.get("cgroup-parent", ""))
+        source = json_log_source(engine_log, alive, done)
+        self.copiers.ensure(container_id, meta.log_path, source)
+
+    def _alive_check(self, container_id: str, cgroup_parent: str) -> Callable[[], bool]:
+        """Whether the container's init still runs, from files (no nerdctl process)."""
+        runc_root, namespace, cgroups = self.options.runc_root, self.options.namespace, self.cgroups
 
         def alive() -> bool:
             state = RuncState.load(runc_root, namespace, container_id)
             if state is not None:
                 return state.alive()
             # no runc state (another OCI runtime?): any process left in its cgroup
-            return bool(cgroups.procs(container_id, parent))
+            return bool(cgroups.procs(container_id, cgroup_parent))
 
-        source = json_log_source(engine_log, alive, done)
-        self.copiers.ensure(container_id, meta.log_path, source)
+        return alive
 
     def _attach_logs_by_id(self, container_id: str) -> None:
         try:

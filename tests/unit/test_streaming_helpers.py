@@ -167,6 +167,39 @@ def test_run_attached_stops_the_process_when_the_client_leaves() -> None:
     assert result == [128 + 15]  # SIGTERM
 
 
+def test_run_attached_hands_stderr_to_the_caller() -> None:
+    # without a tty: instead of io.stderr
+    out, err, own = Collect(), Collect(), Collect()
+    io = StreamIO(stdout=out, stderr=err)
+    assert run_attached(["sh", "-c", "echo o; echo e >&2"], io, stderr=own) == 0
+    assert (out.data, err.data, own.data) == (b"o\n", b"", b"e\n")
+    # with a tty: instead of the terminal, which stays raw (no \r added)
+    out, own = Collect(), Collect()
+    io = StreamIO(stdout=out, tty=True, resize=ResizeQueue())
+    assert run_attached(["sh", "-c", "tty >/dev/null && echo o; echo e >&2"], io, stderr=own) == 0
+    assert (out.data, own.data) == (b"o\n", b"e\n")
+
+
+def test_run_attached_calls_on_cancel_before_stopping_the_command() -> None:
+    io = StreamIO(stdout=Collect())
+    seen: list[tuple[int, bool]] = []
+
+    def on_cancel(pid: int) -> None:
+        seen.append((pid, os.path.exists(f"/proc/{pid}")))
+
+    result: list[int] = []
+    worker = threading.Thread(
+        target=lambda: result.append(run_attached(["sleep", "30"], io, on_cancel=on_cancel))
+    )
+    worker.start()
+    time.sleep(0.1)
+    io.cancelled.set()
+    worker.join(TIMEOUT)
+    assert result == [128 + 15]
+    assert len(seen) == 1
+    assert seen[0][1]  # the command still ran
+
+
 def test_connect_in_a_network_namespace() -> None:
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
