@@ -34,6 +34,26 @@ from pycri.errors import CRIError
 IMAGE = "docker.io/library/busybox:latest"
 
 
+class Errors:
+    """Failed calls counted by RPC and code, with the first message of each kind."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.first: dict[str, str] = {}
+
+    def add(self, err: CRIError) -> None:
+        kind = f"{err.rpc}: {err.code.name}"
+        self.counts[kind] += 1
+        self.first.setdefault(kind, err.message)
+
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def __str__(self) -> str:
+        kinds = (f"\n    {n} x {kind}: {self.first[kind]}" for kind, n in self.counts.items())
+        return f"{self.total()}" + "".join(kinds)
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -65,11 +85,9 @@ def container(client: CRIClient, pod_id: str, config: cri.PodSandboxConfig, name
     return container_id
 
 
-def lifecycles(
-    endpoint: str, run_id: str, clients: int, seconds: float
-) -> tuple[int, Counter[str]]:
+def lifecycles(endpoint: str, run_id: str, clients: int, seconds: float) -> tuple[int, Errors]:
     done = 0
-    errors: Counter[str] = Counter()
+    errors = Errors()
     lock = threading.Lock()
     stop = time.monotonic() + seconds
 
@@ -96,7 +114,7 @@ def lifecycles(
                         done += 1
                 except CRIError as err:
                     with lock:
-                        errors[f"{err.rpc}: {err.code.name}"] += 1
+                        errors.add(err)
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
     for t in threads:
@@ -123,8 +141,8 @@ def populate(client: CRIClient, run_id: str, pods: int, per_pod: int, workers: i
 
 def soak(
     client: CRIClient, pid: int, seconds: float
-) -> tuple[list[float], list[tuple[float, int]], Counter[str]]:
-    errors: Counter[str] = Counter()
+) -> tuple[list[float], list[tuple[float, int]], Errors]:
+    errors = Errors()
     latencies: list[float] = []
     rss: list[tuple[float, int]] = []
     start = time.monotonic()
@@ -134,7 +152,7 @@ def soak(
             client.list_pod_sandbox()
             client.list_containers()
         except CRIError as err:
-            errors[f"{err.rpc}: {err.code.name}"] += 1
+            errors.add(err)
         latencies.append(time.perf_counter() - t0)
         if not rss or elapsed - rss[-1][0] >= max(1.0, seconds / 10):
             rss.append((elapsed, rss_kib(pid)))
@@ -171,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--containers-per-pod", type=int, default=3)
     parser.add_argument("--soak-seconds", type=float, default=600.0)
     parser.add_argument("--setup-workers", type=int, default=8)
+    parser.add_argument("--server-log-level", default="warning", help="its log goes to stderr")
     args = parser.parse_args(argv)
     options = [arg for option in args.shim_option for arg in ("-O", option)]
     run_id = uuid.uuid4().hex[:10]
@@ -178,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         sock = Path(tmp) / "cri.sock"
         server = subprocess.Popen(
             [sys.executable, "-m", "pycri.server.main", "--shim", args.shim, *options,
-             "--listen", f"unix://{sock}", "--log-level", "warning", "--max-workers", "64"]
+             "--listen", f"unix://{sock}", "--log-level", args.server_log_level,
+             "--max-workers", "64"]
         )  # fmt: skip
         try:
             while not sock.exists():
@@ -195,8 +215,7 @@ def main(argv: list[str] | None = None) -> int:
                     done, errors = lifecycles(
                         endpoint, run_id, args.clients, args.lifecycle_seconds
                     )
-                    print(f"  lifecycles completed: {done}, errors: {sum(errors.values())} "
-                          f"{dict(errors) or ''}")  # fmt: skip
+                    print(f"  lifecycles completed: {done}, errors: {errors}")
                     print(f"relist soak: {args.pods} pods x {args.containers_per_pod} containers, "
                           f"every 1s for {args.soak_seconds:g}s")  # fmt: skip
                     took = populate(
@@ -206,11 +225,11 @@ def main(argv: list[str] | None = None) -> int:
                     latencies, rss, soak_errors = soak(client, server.pid, args.soak_seconds)
                     ms = sorted(x * 1000 for x in latencies)
                     p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
-                    print(f"  relists: {len(ms)}, errors: {sum(soak_errors.values())}, "
+                    print(f"  relists: {len(ms)}, errors: {soak_errors.total()}, "
                           f"p50 {statistics.median(ms):.1f} ms, p99 {p99:.1f} ms")  # fmt: skip
                     print("  server RSS over time: " + ", ".join(
                         f"{t:.0f}s {kib / 1024:.1f} MiB" for t, kib in rss))  # fmt: skip
-                    failed = sum(errors.values()) + sum(soak_errors.values())
+                    failed = errors.total() + soak_errors.total()
                 finally:
                     left = cleanup(client, run_id)
                     print(f"left behind after clean-up: {left} pods and containers")
