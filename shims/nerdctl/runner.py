@@ -29,10 +29,12 @@ from pycri.errors import (
 )
 
 __all__ = [
+    "BYSTANDER_RETRIES",
     "INSTALL_HINT",
     "CallCounter",
     "NerdctlRunner",
     "Result",
+    "bystander_vanished",
     "error_for",
     "fatal_messages",
 ]
@@ -59,6 +61,20 @@ _NOT_FOUND = re.compile(
 )
 #: a process that ignores SIGTERM gets this long before SIGKILL
 KILL_GRACE = 1.0
+
+
+# nerdctl before 2.0 walks every container of the namespace in ``ps``,
+# ``create`` and ``run``, and fails outright when one of them is removed
+# meanwhile (containerd/nerdctl#3167, fixed upstream by #3192). An error
+# about a container the command never named is such a bystander's: retry.
+_VANISHED = re.compile(r'container "(?P<id>[0-9a-f]{64})" in namespace "[^"]*": not found')
+BYSTANDER_RETRIES = 3
+
+
+def bystander_vanished(args: Sequence[str], err: CRIError) -> bool:
+    """Whether ``nerdctl args`` failed only because some other container went away."""
+    match = _VANISHED.search(err.message)
+    return match is not None and not any(match["id"] in arg for arg in args)
 
 
 def _unquote(text: str) -> str:
@@ -270,6 +286,25 @@ class NerdctlRunner:
         if check and result.returncode != 0:
             raise error_for(list(args), result.returncode, result.stderr)
         return result
+
+    def run_despite_bystanders(
+        self, args: Sequence[str], before_retry: Callable[[], object] | None = None
+    ) -> Result:
+        """``run``, again when another container vanished under nerdctl (see above).
+
+        ``before_retry`` undoes what a failed attempt may have left behind.
+        """
+        attempt = 0
+        while True:
+            try:
+                return self.run(args)
+            except CRIError as err:
+                if attempt == BYSTANDER_RETRIES or not bystander_vanished(args, err):
+                    raise
+                attempt += 1
+                log.info("nerdctl %s: %s; retrying (%d)", args[0], err.message, attempt)
+                if before_retry is not None:
+                    before_retry()
 
     def json(self, args: Sequence[str], **kwargs: Any) -> Any:
         return self.run(args, **kwargs).json()

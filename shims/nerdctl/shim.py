@@ -143,7 +143,7 @@ class NerdctlShim(Shim):
             args += ["--filter", f"label={KIND_LABEL}={kind}"]
         for f in filters:
             args += ["--filter", f]
-        return self.runner.run(args).json_lines()
+        return self.runner.run_despite_bystanders(args).json_lines()
 
     @staticmethod
     def _hint_filters(object_id: str, selector: Mapping[str, str]) -> list[str]:
@@ -165,12 +165,16 @@ class NerdctlShim(Shim):
 
     def _run_or_clean(self, args: list[str], name: str) -> str:
         """Run a ``run``/``create``; remove what a failure left behind under ``name``."""
+
+        def clean() -> None:
+            self.runner.run(["rm", "-f", name], check=False)
+
         try:
-            out = self.runner.run(args).stdout.strip()
+            out = self.runner.run_despite_bystanders(args, before_retry=clean).stdout.strip()
         except CRIError as err:
             # a name taken by another container is not ours to remove
             if "is already used by" not in err.message:
-                self.runner.run(["rm", "-f", name], check=False)
+                clean()
             raise
         return out.splitlines()[-1]
 
