@@ -3,7 +3,10 @@
 * :func:`serve_fake` runs an in-process CRI endpoint on the fake shim, for
   testing your own CRI client code against something that behaves like a
   runtime (and can be told to fail);
-* :mod:`pycri.testing.conformance` is the suite every shim must pass.
+* :mod:`pycri.testing.conformance` is the suite every shim must pass;
+* :func:`engine_shims` and :func:`require_shim` let a test run on every
+  registered shim that drives a real engine, so a new shim joins by
+  registering.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pycri.server.server import CRIServer
 if TYPE_CHECKING:
     from pycri_shims.fake import FakeShim
 
-__all__ = ["FakeEndpoint", "require_real", "serve_fake"]
+__all__ = ["FakeEndpoint", "engine_shims", "require_real", "require_shim", "serve_fake"]
 
 
 @dataclass
@@ -68,3 +71,25 @@ def require_real(available: bool, reason: str) -> None:
     if os.environ.get("PYCRI_REQUIRE_REAL") == "1":
         pytest.fail(f"PYCRI_REQUIRE_REAL=1 but {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+def engine_shims() -> list[str]:
+    """The registered shims that drive a real engine (all but the fake), sorted."""
+    from pycri.registry import available_shims
+
+    return sorted(name for name in available_shims() if name != "fake")
+
+
+def require_shim(name: str) -> None:
+    """:func:`require_real` for shim ``name``: it loads and its engine answers."""
+    from pycri.errors import CRIError
+    from pycri.registry import ShimLoadError, load_shim
+
+    try:
+        shim = load_shim(name)
+        try:
+            shim.runtime_version()
+        finally:
+            shim.close()
+    except (ShimLoadError, CRIError) as err:
+        require_real(False, f"the {name} shim is not usable here: {err}")

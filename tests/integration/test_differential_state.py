@@ -30,8 +30,8 @@ from hypothesis.stateful import (
 from pycri.api import api_pb2 as cri
 from pycri.core.runtime import CRIRuntime
 from pycri.errors import CRIError
-from pycri.registry import ShimLoadError, available_shims, load_shim
-from pycri.testing import require_real
+from pycri.registry import ShimLoadError, load_shim
+from pycri.testing import engine_shims, require_real
 from pycri_shims.fake import FakeShim
 
 pytestmark = pytest.mark.real
@@ -107,11 +107,7 @@ class Twin:
             self.runtime.remove_pod_sandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
 
 
-def _engine_shims() -> list[str]:
-    return [name for name in available_shims() if name != "fake"]
-
-
-@pytest.fixture(params=_engine_shims())
+@pytest.fixture(params=engine_shims())
 def engine_runtime(request: pytest.FixtureRequest) -> Iterator[CRIRuntime]:
     try:
         shim = load_shim(request.param)

@@ -8,22 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from pycri.errors import CRIError
-from pycri.registry import ShimLoadError, available_shims, load_shim
-from pycri.testing import require_real
+from pycri.testing import engine_shims, require_shim
 
 pytestmark = pytest.mark.real
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("shim", [s for s in available_shims() if s != "fake"])
+@pytest.mark.parametrize("shim", engine_shims())
 def test_fuzz_engine_shim(shim: str) -> None:
-    try:
-        engine = load_shim(shim)
-        engine.runtime_version()
-        engine.close()
-    except (ShimLoadError, CRIError) as err:
-        require_real(False, f"the {shim} shim is not usable here: {err}")
+    require_shim(shim)
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "fuzz_grpc.py"), "--shim", shim,
          "--iterations", "10", "--seed", "11"],

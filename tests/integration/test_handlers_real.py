@@ -12,25 +12,14 @@ import pytest
 
 from pycri.api import api_pb2 as cri
 from pycri.client import CRIClient
-from pycri.errors import CRIError
-from pycri.registry import ShimLoadError, load_shim
-from pycri.testing import require_real
+from pycri.testing import require_shim
 
 pytestmark = pytest.mark.real
 
 
-def _usable(name: str) -> None:
-    try:
-        shim = load_shim(name)
-        shim.runtime_version()
-        shim.close()
-    except (ShimLoadError, CRIError) as err:
-        require_real(False, f"the {name} shim is not usable here: {err}")
-
-
 def test_a_pod_on_each_real_handler(tmp_path: Path) -> None:
     for name in ("docker", "nerdctl"):
-        _usable(name)
+        require_shim(name)
     sock = tmp_path / "cri.sock"
     log = (tmp_path / "server.log").open("w")
     server = subprocess.Popen(

@@ -27,8 +27,7 @@ import pytest
 from pycri.api import api_pb2 as cri
 from pycri.client import CRIClient
 from pycri.errors import CRIError
-from pycri.registry import available_shims
-from pycri.testing import require_real
+from pycri.testing import engine_shims, require_real
 
 pytestmark = pytest.mark.real
 
@@ -84,7 +83,7 @@ class Server:
             self.process.wait(timeout=60)
 
 
-@pytest.fixture(params=[s for s in available_shims() if s != "fake"])
+@pytest.fixture(params=engine_shims())
 def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
     shim = str(request.param)
     binary = {"docker": "docker", "nerdctl": "nerdctl"}.get(shim)
