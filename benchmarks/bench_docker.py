@@ -26,13 +26,14 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import docker
+from _lifecycle import STEPS, cri_lifecycle, timed
 
 from pycri.api import api_pb2 as cri
 from pycri.client import CRIClient
@@ -40,18 +41,10 @@ from pycri_shims.docker.logs import prune_locks
 
 PAUSE = "registry.k8s.io/pause:3.9"
 BUSYBOX = "docker.io/library/busybox:latest"
-STEPS = ("run pod", "create", "start", "stop", "remove", "stop pod", "remove pod")
 RUN = uuid.uuid4().hex[:8]
 LABEL = {"pycri.bench": RUN}
 
 Timings = dict[str, float]
-
-
-def timed(steps: Timings, name: str, call: Callable[[], Any]) -> Any:
-    started = time.perf_counter()
-    result = call()
-    steps[name] = time.perf_counter() - started
-    return result
 
 
 # -- (a) one pod lifecycle, two ways ---------------------------------------------------
@@ -81,48 +74,14 @@ def container_config(name: str) -> cri.ContainerConfig:
 def lifecycle_pycri(client: CRIClient, log_dir: Path, index: int) -> Timings:
     steps: Timings = {}
     config = pod_config(f"bench-{RUN}-a{index}", log_dir)
-    pod_id = timed(
-        steps,
-        "run pod",
-        lambda: client.run_pod_sandbox(cri.RunPodSandboxRequest(config=config)).pod_sandbox_id,
-    )
-    request = cri.CreateContainerRequest(
-        pod_sandbox_id=pod_id, config=container_config("app"), sandbox_config=config
-    )
-    container_id = timed(steps, "create", lambda: client.create_container(request).container_id)
-    timed(
-        steps,
-        "start",
-        lambda: client.start_container(cri.StartContainerRequest(container_id=container_id)),
-    )
-    timed(
-        steps,
-        "stop",
-        lambda: client.stop_container(
-            cri.StopContainerRequest(container_id=container_id, timeout=10)
-        ),
-    )
-    timed(
-        steps,
-        "remove",
-        lambda: client.remove_container(cri.RemoveContainerRequest(container_id=container_id)),
-    )
-    timed(
-        steps,
-        "stop pod",
-        lambda: client.stop_pod_sandbox(cri.StopPodSandboxRequest(pod_sandbox_id=pod_id)),
-    )
-    timed(
-        steps,
-        "remove pod",
-        lambda: client.remove_pod_sandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=pod_id)),
-    )
+    cri_lifecycle(client, config, container_config("app"), steps.__setitem__, stop_timeout=10)
     return steps
 
 
 def lifecycle_direct(api: Any, index: int) -> Timings:
     """What the shim asks of Docker, without pycri: create + start a pause container, etc."""
     steps: Timings = {}
+    record = steps.__setitem__
     name = f"bench-{RUN}-d{index}"
 
     def run_pod() -> str:
@@ -136,21 +95,21 @@ def lifecycle_direct(api: Any, index: int) -> Timings:
         api.start(pod_id)
         return pod_id
 
-    pod_id: str = timed(steps, "run pod", run_pod)
+    pod_id: str = timed(record, "RunPodSandbox", run_pod)
     joined = f"container:{pod_id}"
     host = api.create_host_config(network_mode=joined, ipc_mode=joined, pid_mode=joined)
     container_id: str = timed(
-        steps,
-        "create",
+        record,
+        "CreateContainer",
         lambda: api.create_container(
             BUSYBOX, ["sleep", "3600"], name=f"{name}-app", labels=LABEL, host_config=host
         )["Id"],
     )
-    timed(steps, "start", lambda: api.start(container_id))
-    timed(steps, "stop", lambda: api.stop(container_id, timeout=10))
-    timed(steps, "remove", lambda: api.remove_container(container_id, v=True))
-    timed(steps, "stop pod", lambda: api.stop(pod_id, timeout=10))
-    timed(steps, "remove pod", lambda: api.remove_container(pod_id, v=True))
+    timed(record, "StartContainer", lambda: api.start(container_id))
+    timed(record, "StopContainer", lambda: api.stop(container_id, timeout=10))
+    timed(record, "RemoveContainer", lambda: api.remove_container(container_id, v=True))
+    timed(record, "StopPodSandbox", lambda: api.stop(pod_id, timeout=10))
+    timed(record, "RemovePodSandbox", lambda: api.remove_container(pod_id, v=True))
     return steps
 
 
@@ -233,15 +192,15 @@ def report_lifecycles(pycri_runs: list[Timings], direct_runs: list[Timings]) -> 
         return [sum(run.values()) for run in runs]
 
     print(f"\n(a) pod lifecycle, {len(pycri_runs)} rounds each, alternating")
-    print(f"    {'step':<12} {'docker SDK':>11} {'pycri':>9} {'ratio':>7}   (medians, ms)")
+    print(f"    {'step':<16} {'docker SDK':>11} {'pycri':>9} {'ratio':>7}   (medians, ms)")
     for step in STEPS:
         direct = statistics.median(run[step] for run in direct_runs) * 1000
         ours = statistics.median(run[step] for run in pycri_runs) * 1000
-        print(f"    {step:<12} {direct:>11.1f} {ours:>9.1f} {ours / direct:>7.2f}")
+        print(f"    {step:<16} {direct:>11.1f} {ours:>9.1f} {ours / direct:>7.2f}")
     direct_total = statistics.median(total(direct_runs))
     ours_total = statistics.median(total(pycri_runs))
     ratio = ours_total / direct_total
-    print(f"    {'whole':<12} {direct_total * 1000:>11.1f} {ours_total * 1000:>9.1f} {ratio:>7.2f}")
+    print(f"    {'whole':<16} {direct_total * 1000:>11.1f} {ours_total * 1000:>9.1f} {ratio:>7.2f}")
     print(f"    overhead ratio {ratio:.3f} (target <= 1.15): {'ok' if ratio <= 1.15 else 'MISSED'}")
     return ratio
 

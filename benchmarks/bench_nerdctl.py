@@ -29,31 +29,21 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from _lifecycle import STEPS, Record, cri_lifecycle, timed
+
 from pycri.api import api_pb2 as cri
 from pycri.client import CRIClient
 from pycri_shims.nerdctl import NerdctlOptions
 
 CONTAINERD_CRI = "unix:///run/containerd/containerd.sock"
 BUSYBOX = "docker.io/library/busybox:latest"
-STEPS = (
-    "RunPodSandbox",
-    "CreateContainer",
-    "StartContainer",
-    "StopContainer",
-    "RemoveContainer",
-    "StopPodSandbox",
-    "RemovePodSandbox",
-)
 LABEL = "pycri.bench=nerdctl"
 
 Timings = dict[str, list[float]]
 
 
-def timed(timings: Timings, step: str, action: Callable[[], object]) -> object:
-    started = time.perf_counter()
-    result = action()
-    timings.setdefault(step, []).append(time.perf_counter() - started)
-    return result
+def recorder(timings: Timings) -> Record:
+    return lambda step, seconds: timings.setdefault(step, []).append(seconds)
 
 
 # -- the CRI paths (pycri and containerd) ---------------------------------------------
@@ -80,49 +70,11 @@ def container_config() -> cri.ContainerConfig:
     )
 
 
-def cri_lifecycle(client: CRIClient, logs: Path, timings: Timings, created: list[str]) -> None:
-    config = pod_config(logs)
-    pod_id = timed(
-        timings,
-        "RunPodSandbox",
-        lambda: client.run_pod_sandbox(cri.RunPodSandboxRequest(config=config)).pod_sandbox_id,
-    )
-    assert isinstance(pod_id, str)
-    created.append(pod_id)
-    request = cri.CreateContainerRequest(
-        pod_sandbox_id=pod_id, config=container_config(), sandbox_config=config
-    )
-    container_id = timed(
-        timings, "CreateContainer", lambda: client.create_container(request).container_id
-    )
-    assert isinstance(container_id, str)
-    timed(
-        timings,
-        "StartContainer",
-        lambda: client.start_container(cri.StartContainerRequest(container_id=container_id)),
-    )
-    timed(
-        timings,
-        "StopContainer",
-        lambda: client.stop_container(
-            cri.StopContainerRequest(container_id=container_id, timeout=2)
-        ),
-    )
-    timed(
-        timings,
-        "RemoveContainer",
-        lambda: client.remove_container(cri.RemoveContainerRequest(container_id=container_id)),
-    )
-    timed(
-        timings,
-        "StopPodSandbox",
-        lambda: client.stop_pod_sandbox(cri.StopPodSandboxRequest(pod_sandbox_id=pod_id)),
-    )
-    timed(
-        timings,
-        "RemovePodSandbox",
-        lambda: client.remove_pod_sandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=pod_id)),
-    )
+def cri_path(client: CRIClient, logs: Path, timings: Timings, created: list[str]) -> None:
+    pod_id = cri_lifecycle(
+        client, pod_config(logs), container_config(), recorder(timings),
+        stop_timeout=2, on_pod=created.append,
+    )  # fmt: skip
     created.remove(pod_id)
 
 
@@ -158,8 +110,9 @@ def raw_lifecycle(nerdctl: Nerdctl, timings: Timings, created: list[str]) -> Non
     pod, app = f"bench-pod-{suffix}", f"bench-app-{suffix}"
     created += [app, pod]
     opts = nerdctl.options
+    record = recorder(timings)
     timed(
-        timings,
+        record,
         "RunPodSandbox",
         lambda: nerdctl(
             "run", "-d", "--name", pod, "--pull", "never", "--net", opts.network,
@@ -167,19 +120,19 @@ def raw_lifecycle(nerdctl: Nerdctl, timings: Timings, created: list[str]) -> Non
         ),
     )  # fmt: skip
     timed(
-        timings,
+        record,
         "CreateContainer",
         lambda: nerdctl(
             "create", "--name", app, "--pull", "never", "--net", f"container:{pod}",
             "--pid", f"container:{pod}", "--label", LABEL, BUSYBOX, "sleep", "3600",
         ),
     )  # fmt: skip
-    timed(timings, "StartContainer", lambda: nerdctl("start", app))
-    timed(timings, "StopContainer", lambda: nerdctl("stop", "-t", "2", app))
-    timed(timings, "RemoveContainer", lambda: nerdctl("rm", app))
+    timed(record, "StartContainer", lambda: nerdctl("start", app))
+    timed(record, "StopContainer", lambda: nerdctl("stop", "-t", "2", app))
+    timed(record, "RemoveContainer", lambda: nerdctl("rm", app))
     created.remove(app)
-    timed(timings, "StopPodSandbox", lambda: nerdctl("stop", "-t", "10", pod))
-    timed(timings, "RemovePodSandbox", lambda: nerdctl("rm", pod))
+    timed(record, "StopPodSandbox", lambda: nerdctl("stop", "-t", "10", pod))
+    timed(record, "RemovePodSandbox", lambda: nerdctl("rm", pod))
     created.remove(pod)
 
 
@@ -297,14 +250,14 @@ def main() -> None:
                 print(f"pycri:      {pycri.version().runtime_version}")
                 print(f"containerd: {native.version().runtime_version} (its CRI plugin, k8s.io)")
                 # warm-up: first calls load images, CNI plugins and Python modules
-                cri_lifecycle(pycri, logs, {}, pycri_pods)
-                cri_lifecycle(native, logs, {}, containerd_pods)
+                cri_path(pycri, logs, {}, pycri_pods)
+                cri_path(native, logs, {}, containerd_pods)
                 raw_lifecycle(nerdctl, {}, raw_names)
                 before = process_counts(pycri)
                 for _ in range(args.rounds):
-                    cri_lifecycle(pycri, logs, columns["pycri"], pycri_pods)
+                    cri_path(pycri, logs, columns["pycri"], pycri_pods)
                     raw_lifecycle(nerdctl, columns["nerdctl"], raw_names)
-                    cri_lifecycle(native, logs, columns["containerd"], containerd_pods)
+                    cri_path(native, logs, columns["containerd"], containerd_pods)
                 after = process_counts(pycri)
                 counts = {
                     rpc: (after[rpc]["processes"] - before.get(rpc, {}).get("processes", 0))
