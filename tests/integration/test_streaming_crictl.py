@@ -347,3 +347,67 @@ def test_used_tokens_are_refused(node: Node) -> None:
         urllib.request.urlopen(url, timeout=TIMEOUT)
     assert plain.value.code == 404
     plain.value.close()
+
+
+# -- pycrictl: the same sessions through our own client --------------------------------------
+
+
+def pycrictl(node: Node, *args: str) -> list[str]:
+    return [sys.executable, "-m", "pycri.cli", "--config", str(node.tmp / "crictl.yaml"), *args]
+
+
+def test_pycrictl_exec_it_in_a_terminal(node: Node) -> None:
+    ctr = node.run("app", ["sleep", "3600"])
+    term = Terminal(pycrictl(node, "exec", "-it", ctr, "sh"), 30, 100)
+    term.expect(b"/ # ")
+    term.type(b"echo $((6*7))\r")
+    term.expect(b"42\r\n/ # ")
+    term.type(b"stty size\r")
+    term.expect(b"30 100\r\n")
+    term.resize(33, 111)
+    time.sleep(0.5)
+    term.type(b"stty size\r")
+    term.expect(b"33 111\r\n")
+    term.type(b"exit 7\r")
+    assert term.wait() == 7  # pycrictl exits with the command's code
+
+
+def test_pycrictl_exec_with_piped_stdin_and_exit_code(node: Node) -> None:
+    ctr = node.run("app", ["sleep", "3600"])
+    result = subprocess.run(
+        pycrictl(node, "exec", "-i", ctr, "sh"),
+        input=b"echo from script; echo to stderr >&2; sleep 0.2; exit 9\n",
+        capture_output=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (
+        9,
+        b"from script\n",
+        b"to stderr\n",
+    )
+
+
+def test_pycrictl_port_forward(node: Node) -> None:
+    script = "mkdir -p /www; echo via pycrictl > /www/index.html; httpd -f -p 8080 -h /www"
+    node.run("httpd", ["sh", "-c", script])
+    forward = subprocess.Popen(
+        pycrictl(node, "port-forward", node.pod, "0:8080"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert forward.stdout is not None
+        line = forward.stdout.readline().decode()
+        assert line.startswith("Forwarding from 127.0.0.1:"), line
+        port = int(line.split(":")[1].split()[0])
+        assert http_get(port) == (200, b"via pycrictl\n")
+        forward.send_signal(signal.SIGINT)
+        assert forward.wait(TIMEOUT) == 0
+    finally:
+        if forward.poll() is None:
+            forward.kill()
+            forward.wait()
+        for stream in (forward.stdout, forward.stderr):
+            if stream is not None:
+                stream.close()
