@@ -11,7 +11,7 @@
 Registered as the ``fake`` shim (``pycri-server --backend fake``).
 """
 
-from . import netcmds, termcmds  # noqa: F401 - they register shell builtins
+from . import netcmds, shell_builtins, termcmds  # noqa: F401 - they register shell builtins
 from .faults import FaultInjector
 from .images import DEFAULT_PRELOAD, FakeImage, ImageConfig
 from .processes import CompletedProcess, ProcessContext, SimulatedProcess, run

@@ -32,7 +32,8 @@ from .servers import (
     redis_handler,
     serving,
 )
-from .shell import DAEMONS, IO, Shell, builtin
+from .shell import DAEMONS, IO, Shell
+from .shell_builtins import builtin
 from .stdio import Stdin
 
 __all__: list[str] = []

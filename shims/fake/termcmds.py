@@ -6,7 +6,8 @@ arrived, ``read`` takes one line of a live stdin.
 
 from __future__ import annotations
 
-from .shell import IO, Shell, builtin
+from .shell import IO, Shell
+from .shell_builtins import builtin
 from .stdio import Stdin
 
 __all__: list[str] = []

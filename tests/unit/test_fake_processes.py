@@ -9,7 +9,8 @@ import pytest
 
 from pycri_shims.fake import ProcessContext, SimulatedProcess, run
 from pycri_shims.fake.processes import FakeFS, OutputCapture, ProcessResult
-from pycri_shims.fake.shell import ShellSyntaxError, is_runnable, parse
+from pycri_shims.fake.shell import is_runnable
+from pycri_shims.fake.shell_syntax import ShellSyntaxError, parse
 
 
 def sh(script: str, context: ProcessContext | None = None) -> tuple[int, str, str]:
