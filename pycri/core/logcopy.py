@@ -52,7 +52,8 @@ def resume_point(path: str | os.PathLike[str]) -> tuple[int | None, int]:
     rotated = [
         p
         for p in current.parent.glob(f"{glob.escape(current.name)}.*")
-        if not p.name.endswith(".gz") and p.is_file()
+        # not kubelet's compressed ones, nor the .gz.tmp it is writing
+        if not p.name.endswith((".gz", ".tmp")) and p.is_file()
     ]
     if not rotated:
         return None, 0

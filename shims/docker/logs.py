@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import fcntl
 import functools
-import glob
 import logging
 import os
 import tempfile
@@ -28,7 +27,7 @@ from dataclasses import dataclass, field
 
 import requests
 
-from pycri.core.logcopy import LogCopiers, LogRecord, LogSource, resume_point
+from pycri.core.logcopy import LogCopiers, LogRecord, LogSource
 from pycri.core.logs import Stream, parse_timestamp
 from pycri.errors import FailedPreconditionError, NotFoundError
 from pycri_shims.docker import streams
@@ -135,20 +134,6 @@ def forget_lock(container_id: str) -> None:
         pass
 
 
-def rotation_floor(path: str) -> int | None:
-    """The last timestamp of the newest rotated sibling of ``path`` (kubelet's ``<log>.<time>``).
-
-    When the live file is new (just rotated) there is no resume point in it;
-    without this floor a restarted copier would copy the whole engine log
-    again, duplicating what the rotated file already holds.
-    """
-    rotated = [p for p in glob.glob(glob.escape(path) + ".*") if not p.endswith((".gz", ".tmp"))]
-    if not rotated:
-        return None
-    newest = max(rotated, key=os.path.getmtime)
-    return resume_point(newest)[0]
-
-
 class DockerLogs:
     """The log copiers of one Docker shim."""
 
@@ -212,9 +197,9 @@ class DockerLogs:
                     log.debug("another process copies the log of %s", container_id[:13])
                     self._elsewhere[container_id] = time.monotonic() + ELSEWHERE_RETRY
                     return
+                # since_ns comes from core's resume_point, which also reads the newest
+                # rotated file when the live one is new: nothing is copied twice
                 skip_until = floor if since_ns is None else None
-                if since_ns is None and skip_until is None:
-                    skip_until = rotation_floor(path)
                 for record in self._read(container_id, since_ns or skip_until, tty, stop):
                     if skip_until is not None and record.timestamp_ns <= skip_until:
                         continue

@@ -91,3 +91,13 @@ def test_resume_after_rotation_reads_the_rotated_file(tmp_path: Path) -> None:
     assert resume_point(path) == (2_000, 1)
     copy(path, 5)
     assert [m for *_, m in lines(path)] == [b"two again, same ns", b"thr", b"ee"]
+
+
+def test_resume_ignores_what_kubelet_is_still_compressing(tmp_path: Path) -> None:
+    path = tmp_path / "c.log"
+    copy(path, 2)
+    path.rename(tmp_path / "c.log.20261127-120000")
+    path.touch()
+    # kubelet gzips a rotated file through "<name>.gz.tmp": binary, half-written, newer
+    (tmp_path / "c.log.20261127-110000.gz.tmp").write_bytes(b"\x1f\x8b\x08 partial")
+    assert resume_point(path) == (2_000, 1)
