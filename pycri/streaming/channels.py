@@ -126,10 +126,18 @@ def parse_resize(buffer: bytes) -> tuple[list[TerminalSize], bytes]:
             value, index = decoder.raw_decode(text, index)
         except json.JSONDecodeError:
             return sizes, text[index:].encode()
+        except (ValueError, RecursionError):
+            # not an unfinished object but hostile: nesting too deep, an integer too long
+            return sizes, b""
         if isinstance(value, dict):
             width, height = value.get("Width", 0), value.get("Height", 0)
-            if isinstance(width, int) and isinstance(height, int) and width >= 0 and height >= 0:
+            if _dimension(width) and _dimension(height):
                 sizes.append(TerminalSize(width, height))
+
+
+def _dimension(value: object) -> bool:
+    """A terminal dimension as Go decodes one: a uint16 (JSON true is no number)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 0xFFFF
 
 
 def _status(body: dict[str, Any]) -> bytes:

@@ -7,6 +7,7 @@ upgrade consumes the head and answers ``101`` here.
 
 from __future__ import annotations
 
+import select
 import socket
 import time
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ class RequestHead:
     target: str
     headers: dict[str, list[str]] = field(default_factory=dict)
     size: int = 0
+    #: bytes after the head had already arrived (a client that did not wait for the answer)
+    pipelined: bool = False
 
     @property
     def path(self) -> str:
@@ -76,6 +79,7 @@ def peek_head(sock: socket.socket, timeout: float = HEAD_TIMEOUT) -> RequestHead
     """The request head, left unread in the socket; ValueError or TimeoutError when bad."""
     deadline = time.monotonic() + timeout
     seen = -1
+    hung_up = False
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -87,13 +91,30 @@ def peek_head(sock: socket.socket, timeout: float = HEAD_TIMEOUT) -> RequestHead
         end = data.find(b"\r\n\r\n")
         if end >= 0:
             sock.settimeout(None)
-            return parse_head(data[: end + 4])
+            head = parse_head(data[: end + 4])
+            head.pipelined = len(data) > head.size
+            return head
         if len(data) >= MAX_HEAD:
             raise ValueError("request head too large")
+        if hung_up:
+            # a peek still sees the pending bytes, never the EOF behind them
+            raise ValueError("connection closed in the middle of the request head")
         if len(data) == seen:
             # a peek returns at once while bytes are pending: wait for more to arrive
-            time.sleep(0.01)
+            hung_up = _peer_hung_up(sock, 0.01)
         seen = len(data)
+
+
+def _peer_hung_up(sock: socket.socket, wait: float) -> bool:
+    """Wait up to ``wait`` s; whether the peer has shut down its sending side (Linux)."""
+    rdhup = getattr(select, "POLLRDHUP", 0)
+    if not rdhup or not hasattr(select, "poll"):
+        time.sleep(wait)
+        return False
+    poller = select.poll()
+    poller.register(sock, rdhup)
+    events = poller.poll(wait * 1000)
+    return any(mask & (rdhup | select.POLLHUP | select.POLLERR) for _, mask in events)
 
 
 def consume(sock: socket.socket, size: int) -> None:

@@ -68,7 +68,12 @@ def accept_port_stream(stream: SpdyStream) -> bool:
         port = int(stream.header("port"))
     except ValueError:
         return False
-    return 0 < port < 65536 and stream.header("streamType") in ("data", "error")
+    kind = stream.header("streamType")
+    if not (0 < port < 65536 and kind in ("data", "error")):
+        return False
+    if kind == "error":
+        stream.input.close()  # nobody reads it: a client writing there must not stall the rest
+    return True
 
 
 def _request_id(stream: SpdyStream) -> str:
@@ -149,7 +154,7 @@ def serve_websocket_port_forward(
 
     def route(channel: int, data: bytes) -> None:
         if channel % 2 == 0 and channel // 2 < len(conns):
-            conns[channel // 2].input.write(data)
+            session.feed(conns[channel // 2].input, data)
 
     def on_end() -> None:
         cancelled.set()

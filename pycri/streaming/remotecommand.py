@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 from websockets.sync.connection import Connection
 
 from pycri.errors import CRIError
@@ -36,6 +37,8 @@ STREAM_CREATION_TIMEOUT = 30.0
 LINGER = 5.0
 #: how long a shim may take to return once its client has gone
 CANCEL_GRACE = 10.0
+#: how often a reader held up by a full input pipe checks that its connection is still open
+POLL = 0.25
 
 T = TypeVar("T")
 
@@ -116,6 +119,18 @@ def run_command(backend: Shim, command: Command, io: StreamIO) -> Outcome:
     except CRIError as err:
         where = f"{command.kind} in container {command.container_id[:13]}"
         return Outcome(error=f"{where}: {err.message}")
+    except OSError as err:
+        # a write to a client that has gone is Output.write's contract, not a crash;
+        # any other OSError (an engine's socket, say) is worth a warning, not a traceback
+        gone = isinstance(err, (BrokenPipeError, ConnectionResetError))
+        log.log(
+            logging.INFO if gone else logging.WARNING,
+            "streaming %s in %s ended: %s",
+            command.kind,
+            command.container_id[:13],
+            err,
+        )
+        return Outcome(error=f"{command.kind} failed: {err}")
     except Exception as err:
         log.exception("streaming %s in %s failed", command.kind, command.container_id[:13])
         return Outcome(error=f"{command.kind} failed: {err}")
@@ -166,6 +181,17 @@ class WebSocketChannels:
             except ConnectionClosed as err:
                 raise ConnectionResetError(f"the client went away: {err}") from None
 
+    def feed(self, pipe: Pipe, data: bytes) -> None:
+        """``pipe.write(data)``, but dropped once the connection is closing.
+
+        The reader waits while a shim is not reading (back pressure); without
+        this it could not see the server stopping, and the session never ended.
+        """
+        while not pipe.write(data, timeout=POLL):
+            if self.connection.protocol.state is not State.OPEN:
+                pipe.close_write()  # no more input is coming: drop the rest at once
+                return
+
     def start_reader(
         self, route: Callable[[int, bytes], None], on_end: Callable[[], None]
     ) -> threading.Thread:
@@ -201,7 +227,7 @@ def serve_websocket_command(connection: Connection, backend: Shim, command: Comm
     def route(channel: int, data: bytes) -> None:
         nonlocal pending
         if channel == channels.STDIN and io.stdin is not None:
-            io.stdin.write(data)
+            session.feed(io.stdin, data)
         elif channel == channels.RESIZE and io.resize is not None:
             pending = feed_resizes(pending, data, io.resize)
         elif codec.closed_channel(channel, data) == channels.STDIN and io.stdin is not None:
@@ -236,7 +262,14 @@ def serve_websocket_command(connection: Connection, backend: Shim, command: Comm
 
 
 def accept_command_stream(stream: SpdyStream) -> bool:
-    return stream.header("streamType") in channels.STREAM_TYPES
+    kind = stream.header("streamType")
+    if kind not in channels.STREAM_TYPES:
+        return False
+    if kind not in ("stdin", "resize"):
+        # nobody reads what a client sends on an output stream: drop it rather than
+        # buffer it until the pipe is full and the connection's reader stalls for good
+        stream.input.close()
+    return True
 
 
 def _collect_streams(session: SpdySession, wanted: set[str]) -> dict[str, SpdyStream] | None:
@@ -298,8 +331,10 @@ def serve_spdy_command(
 def _start_resize_reader(stream: SpdyStream, queue: ResizeQueue) -> None:
     def read() -> None:
         pending = b""
-        while data := stream.read():
-            pending = feed_resizes(pending, data, queue)
-        queue.close()
+        try:
+            while data := stream.read():
+                pending = feed_resizes(pending, data, queue)
+        finally:
+            queue.close()  # else a shim iterating the sizes waits forever
 
     threading.Thread(target=read, name="pycri-spdy-resize", daemon=True).start()

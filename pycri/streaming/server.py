@@ -21,7 +21,7 @@ from http import HTTPStatus
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
-from websockets.exceptions import NegotiationError
+from websockets.exceptions import ConnectionClosed, NegotiationError
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 from websockets.sync.server import Server, ServerConnection
@@ -249,6 +249,11 @@ class StreamingServer:
         if kind != route:
             return self._refuse(sock, head, HTTPStatus.NOT_FOUND, f"not a {route} token")
         if head.upgrade == "websocket":
+            if head.pipelined:
+                # RFC 6455 4.1: a client waits for the handshake's answer before it sends
+                # frames; early bytes race websockets' handshake into an internal error
+                why = "data sent before the WebSocket handshake completed"
+                return self._refuse(sock, head, HTTPStatus.BAD_REQUEST, why)
             return self._serve_websocket(sock, route, request)
         if head.upgrade.startswith("spdy/3.1"):
             return self._serve_spdy(sock, head, route, request)
@@ -295,7 +300,12 @@ class StreamingServer:
             ping_timeout=PING_TIMEOUT,
             close_timeout=5,
         )
-        connection.handshake(names.request_to_tokens, names.response_to_original, timeout=10)
+        try:
+            connection.handshake(names.request_to_tokens, names.response_to_original, timeout=10)
+        except ConnectionClosed as err:  # the client left, or broke the handshake
+            log.debug("WebSocket handshake failed: %s", err)
+            connection.close_socket()
+            return
         if connection.protocol.state is not State.OPEN:
             connection.close_socket()
             return

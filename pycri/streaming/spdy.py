@@ -35,6 +35,9 @@ FLAG_FIN = 0x01
 #: RST_STREAM status codes
 PROTOCOL_ERROR, REFUSED_STREAM, CANCEL = 1, 3, 5
 MAX_FRAME = (1 << 24) - 1
+#: a decompressed header block is at most this big (Kubernetes sends a few dozen bytes):
+#: zlib inflates up to ~1000x, so a 16 MiB frame could otherwise inflate to 16 GiB
+MAX_HEADER_BLOCK = 256 * 1024
 
 _HEADER_NAMES = (
     "options",
@@ -265,9 +268,12 @@ class FrameDecoder:
 
     def _headers(self, block: bytes) -> Headers:
         try:
-            return decode_headers(self._zlib.decompress(block))
+            raw = self._zlib.decompress(block, MAX_HEADER_BLOCK + 1)
         except zlib.error as err:
             raise ProtocolError(f"cannot decompress headers: {err}") from None
+        if len(raw) > MAX_HEADER_BLOCK or self._zlib.unconsumed_tail:
+            raise ProtocolError(f"header block larger than {MAX_HEADER_BLOCK} bytes")
+        return decode_headers(raw)
 
     def _control(self, first: int, flags: int, payload: bytes) -> Frame:
         version, kind = (first >> 16) & 0x7FFF, first & 0xFFFF

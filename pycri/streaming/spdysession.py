@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 #: data frames we send are at most this big, so one stream cannot hog the connection
 CHUNK = 32 * 1024
+#: open streams per connection; more are refused (each costs memory: a flood of
+#: SYN_STREAMs, ~26 bytes each on the wire, otherwise grew the server without bound)
+MAX_STREAMS = 1024
 
 
 class SpdyStream:
@@ -38,6 +41,8 @@ class SpdyStream:
         #: set when the client resets this stream or the connection ends
         self.cancelled = threading.Event()
         self._closed = False
+        #: the client half-closed (FIN): once we have too, the stream is forgotten
+        self._remote_done = False
         self._lock = threading.Lock()
 
     def header(self, name: str) -> str:
@@ -64,9 +69,11 @@ class SpdyStream:
             self.session.send(spdy.Data(self.id, b"", fin=True))
         except OSError:
             pass  # the connection is gone: nothing left to close
+        self.session._forget_if_done(self)
 
     def reset(self) -> None:
         self._end()
+        self.session._streams.pop(self.id, None)
         try:
             self.session.send(spdy.RstStream(self.id, spdy.CANCEL))
         except OSError:
@@ -148,6 +155,11 @@ class SpdySession:
             stream.reset()
         self.close()
 
+    def _forget_if_done(self, stream: SpdyStream) -> None:
+        """Both sides half-closed: the stream no longer counts against MAX_STREAMS."""
+        if stream._closed and stream._remote_done:
+            self._streams.pop(stream.id, None)
+
     def _finish(self) -> None:
         self.closed.set()
         self._accepted.put(None)  # wakes a handler waiting in next_stream
@@ -163,6 +175,8 @@ class SpdySession:
                         return
         except spdy.ProtocolError as err:
             log.warning("closing SPDY connection: %s", err)
+        except OSError as err:  # an answer (SYN_REPLY, PING) to a client that has left
+            log.debug("SPDY connection ended: %s", err)
         except Exception:
             log.exception("SPDY connection failed")
         finally:
@@ -176,6 +190,8 @@ class SpdySession:
                 stream.input.write(frame.data)
                 if frame.fin:
                     stream.input.close_write()
+                    stream._remote_done = True
+                    self._forget_if_done(stream)
         elif isinstance(frame, spdy.SynStream):
             self._open(frame)
         elif isinstance(frame, spdy.RstStream):
@@ -194,9 +210,13 @@ class SpdySession:
             self.send(spdy.RstStream(frame.stream_id, spdy.PROTOCOL_ERROR))
             return
         self._last_stream = frame.stream_id
+        if len(self._streams) >= MAX_STREAMS:
+            self.send(spdy.RstStream(frame.stream_id, spdy.REFUSED_STREAM))
+            return
         stream = SpdyStream(self, frame.stream_id, frame.headers)
         if frame.fin:
             stream.input.close_write()
+            stream._remote_done = True
         if not self._accept(stream):
             self.send(spdy.RstStream(frame.stream_id, spdy.REFUSED_STREAM))
             return

@@ -63,18 +63,27 @@ class Pipe:
         self._eof = False
         self._closed = False
 
-    def write(self, data: bytes) -> None:
-        """Queue ``data``; blocks while the buffer is full (back pressure)."""
+    def write(self, data: bytes, timeout: float | None = None) -> bool:
+        """Queue ``data``; blocks while the buffer is full (back pressure).
+
+        With a ``timeout``, False when no room came in time (nothing was queued).
+        """
         if not data:
-            return
+            return True
+
+        def room() -> bool:
+            # after close_write the data is dropped anyway: don't wait for room to drop it
+            return self._size < self._limit or self._closed or self._eof
+
         with self._cond:
-            while self._size >= self._limit and not self._closed:
-                self._cond.wait()
+            if not self._cond.wait_for(room, timeout):
+                return False
             if self._closed or self._eof:
-                return
+                return True
             self._chunks.append(bytes(data))
             self._size += len(data)
             self._cond.notify_all()
+            return True
 
     def close_write(self) -> None:
         """End of input: the reader gets ``b""`` after the buffered data."""
