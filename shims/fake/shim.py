@@ -560,6 +560,18 @@ class FakeShim(Shim):
             record = self._container(container_id)
             return record.to_status(), record.info() if verbose else {}
 
+    def _exec_slot(self, container_id: str) -> tuple[ContainerRecord, int]:
+        """The running container an exec joins, and the pid it gets (under the lock)."""
+        self._check_open()
+        record = self._container(container_id)
+        if record.state != cri.CONTAINER_RUNNING:
+            raise FailedPreconditionError(
+                f"container {container_id[:13]} is not running: cannot exec in it"
+            )
+        pid = record.next_pid
+        record.next_pid += 1
+        return record, pid
+
     def exec_sync(
         self, container_id: str, cmd: Sequence[str], timeout: int
     ) -> cri.ExecSyncResponse:
@@ -567,14 +579,7 @@ class FakeShim(Shim):
             raise InvalidArgumentError("cmd is required")
         out, err = OutputCapture(), OutputCapture()
         with self._lock:
-            self._check_open()
-            record = self._container(container_id)
-            if record.state != cri.CONTAINER_RUNNING:
-                raise FailedPreconditionError(
-                    f"container {container_id[:13]} is not running: cannot exec in it"
-                )
-            pid = record.next_pid
-            record.next_pid += 1
+            record, pid = self._exec_slot(container_id)
             process = SimulatedProcess(
                 list(cmd),
                 record.context.for_exec(pid),
@@ -606,14 +611,7 @@ class FakeShim(Shim):
         if not cmd:
             raise InvalidArgumentError("cmd is required")
         with self._lock:
-            self._check_open()
-            record = self._container(container_id)
-            if record.state != cri.CONTAINER_RUNNING:
-                raise FailedPreconditionError(
-                    f"container {container_id[:13]} is not running: cannot exec in it"
-                )
-            pid = record.next_pid
-            record.next_pid += 1
+            record, pid = self._exec_slot(container_id)
         started: list[SimulatedProcess] = []
 
         def register(process: SimulatedProcess) -> None:
