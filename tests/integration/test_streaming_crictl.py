@@ -23,6 +23,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -293,29 +294,33 @@ def http_get(port: int, path: str = "/") -> tuple[int, bytes]:
 def test_port_forward_to_an_http_server_in_busybox(node: Node, transport: str) -> None:
     script = "mkdir -p /www; echo hello from busybox > /www/index.html; httpd -f -p 8080 -h /www"
     node.run("httpd", ["sh", "-c", script])
-    forward = subprocess.Popen(
-        [*node.base, "port-forward", "--transport", transport, node.pod, "0:8080"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        assert forward.stdout is not None
-        line = forward.stdout.readline().decode()
-        assert line.startswith("Forwarding from 127.0.0.1:"), line
-        port = int(line.split(":")[1].split()[0])
+    argv = [*node.base, "port-forward", "--transport", transport, node.pod, "0:8080"]
+    with forwarding(argv) as (forward, port):
         assert http_get(port) == (200, b"hello from busybox\n")
         assert http_get(port, "/missing")[0] == 404
         with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as raw:
             raw.sendall(b"GET / HTTP/1.0\r\n\r\n")
             assert raw.recv(15) == b"HTTP/1.1 200 OK"
         assert forward.poll() is None  # connections come and go, the forward stays
+
+
+@contextmanager
+def forwarding(argv: list[str]) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """A port-forward command running, and the local port it announced; stopped with ^C."""
+    forward = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert forward.stdout is not None
+        line = forward.stdout.readline().decode()
+        assert line.startswith("Forwarding from 127.0.0.1:"), line
+        yield forward, int(line.split(":")[1].split()[0])
     finally:
-        forward.send_signal(signal.SIGINT)
-        try:
-            forward.wait(10)
-        except subprocess.TimeoutExpired:
-            forward.kill()
-            forward.wait()
+        if forward.poll() is None:
+            forward.send_signal(signal.SIGINT)
+            try:
+                forward.wait(10)
+            except subprocess.TimeoutExpired:
+                forward.kill()
+                forward.wait()
         for stream in (forward.stdout, forward.stderr):
             if stream is not None:
                 stream.close()
@@ -391,23 +396,7 @@ def test_pycrictl_exec_with_piped_stdin_and_exit_code(node: Node) -> None:
 def test_pycrictl_port_forward(node: Node) -> None:
     script = "mkdir -p /www; echo via pycrictl > /www/index.html; httpd -f -p 8080 -h /www"
     node.run("httpd", ["sh", "-c", script])
-    forward = subprocess.Popen(
-        pycrictl(node, "port-forward", node.pod, "0:8080"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        assert forward.stdout is not None
-        line = forward.stdout.readline().decode()
-        assert line.startswith("Forwarding from 127.0.0.1:"), line
-        port = int(line.split(":")[1].split()[0])
+    with forwarding(pycrictl(node, "port-forward", node.pod, "0:8080")) as (forward, port):
         assert http_get(port) == (200, b"via pycrictl\n")
         forward.send_signal(signal.SIGINT)
         assert forward.wait(TIMEOUT) == 0
-    finally:
-        if forward.poll() is None:
-            forward.kill()
-            forward.wait()
-        for stream in (forward.stdout, forward.stderr):
-            if stream is not None:
-                stream.close()
