@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,7 +26,14 @@ from pycri.server.server import CRIServer
 if TYPE_CHECKING:
     from pycri_shims.fake import FakeShim
 
-__all__ = ["FakeEndpoint", "engine_shims", "require_real", "require_shim", "serve_fake"]
+__all__ = [
+    "CollectedOutput",
+    "FakeEndpoint",
+    "engine_shims",
+    "require_real",
+    "require_shim",
+    "serve_fake",
+]
 
 
 @dataclass
@@ -93,3 +101,25 @@ def require_shim(name: str) -> None:
             shim.close()
     except (ShimLoadError, CRIError) as err:
         require_real(False, f"the {name} shim is not usable here: {err}")
+
+
+class CollectedOutput:
+    """A streaming ``Output`` that keeps what it is sent: for testing ``exec_stream``/``attach``.
+
+    Set ``gone`` to make further writes fail, as they do once the client has left.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.data = b""
+        self.closed = False
+        self.gone = False
+
+    def write(self, data: bytes) -> None:
+        if self.gone:
+            raise ConnectionResetError("the client went away")
+        with self._lock:
+            self.data += data
+
+    def close(self) -> None:
+        self.closed = True

@@ -33,28 +33,12 @@ from pycri.core.runtime import CRIRuntime
 from pycri.errors import FailedPreconditionError, NotFoundError
 from pycri.streaming.server import StreamingServer
 from pycri.streaming.streams import Pipe, ResizeQueue, StreamIO, TerminalSize
+from pycri.testing import CollectedOutput
 from pycri_shims.docker import DockerShim
 
 pytestmark = pytest.mark.real
 
 TIMEOUT = 30.0
-
-
-class Collected:
-    """An Output that keeps what it is sent; ``gone`` makes it refuse (the client left)."""
-
-    def __init__(self) -> None:
-        self.data = bytearray()
-        self.gone = False
-        self.closed = False
-
-    def write(self, data: bytes) -> None:
-        if self.gone:
-            raise ConnectionResetError("the client went away")
-        self.data += data
-
-    def close(self) -> None:
-        self.closed = True
 
 
 @dataclass
@@ -132,8 +116,8 @@ def test_client_leaving_mid_exec_kills_the_process(node: Node, sleeper: str, tty
     script = f"sleep 1{marker} & sleep {marker}; echo never"
     io = StreamIO(
         stdin=Pipe(),
-        stdout=Collected(),
-        stderr=None if tty else Collected(),
+        stdout=CollectedOutput(),
+        stderr=None if tty else CollectedOutput(),
         tty=tty,
         resize=ResizeQueue() if tty else None,
     )
@@ -153,8 +137,8 @@ def test_client_leaving_mid_exec_kills_the_process(node: Node, sleeper: str, tty
 
 
 def test_client_whose_output_fails_mid_exec_kills_the_process(node: Node, sleeper: str) -> None:
-    stdout = Collected()
-    io = StreamIO(stdout=stdout, stderr=Collected())
+    stdout = CollectedOutput()
+    io = StreamIO(stdout=stdout, stderr=CollectedOutput())
     script = "echo first; while [ ! -e /tmp/go ]; do sleep 0.1; done; echo second; sleep 4323"
     thread, results = run_in_thread(
         lambda: node.shim.exec_stream(sleeper, ["sh", "-c", script], io)
@@ -184,8 +168,8 @@ def test_websocket_client_hanging_up_mid_exec_kills_the_process(node: Node, slee
 
 def test_client_leaving_an_attach_leaves_the_container_running(node: Node) -> None:
     ticker = node.container("ticker", ["sh", "-c", "while true; do echo tick; sleep 0.1; done"])
-    stdout = Collected()
-    io = StreamIO(stdout=stdout, stderr=Collected())
+    stdout = CollectedOutput()
+    io = StreamIO(stdout=stdout, stderr=CollectedOutput())
     thread, results = run_in_thread(lambda: node.shim.attach(ticker, io))
     wait_for(lambda: stdout.data.count(b"tick\n") >= 3, TIMEOUT, "output through the attach")
     io.cancelled.set()
@@ -199,12 +183,12 @@ def test_client_leaving_an_attach_leaves_the_container_running(node: Node) -> No
 
 
 def test_exec_with_a_tty_reports_the_exit_code(node: Node, sleeper: str) -> None:
-    stdout = Collected()
+    stdout = CollectedOutput()
     io = StreamIO(stdout=stdout, tty=True, resize=ResizeQueue())
     assert node.shim.exec_stream(sleeper, ["sh", "-c", "echo in a tty; exit 7"], io) == 7
     assert stdout.data == b"in a tty\r\n"  # the terminal turns \n into \r\n
 
-    stdin, stdout = Pipe(), Collected()
+    stdin, stdout = Pipe(), CollectedOutput()
     resize = ResizeQueue()
     resize.put(TerminalSize(width=91, height=33))  # before the exec starts, as clients do
     io = StreamIO(stdin=stdin, stdout=stdout, tty=True, resize=resize)
@@ -213,7 +197,7 @@ def test_exec_with_a_tty_reports_the_exit_code(node: Node, sleeper: str) -> None
     assert b"33 91\r\n" in stdout.data
 
     # a terminal has no end of file: stdin's end is a ^D typed into it
-    stdin, stdout = Pipe(), Collected()
+    stdin, stdout = Pipe(), CollectedOutput()
     io = StreamIO(stdin=stdin, stdout=stdout, tty=True, resize=ResizeQueue())
     stdin.write(b"echo typed; (exit 6)\r")
     stdin.close_write()
@@ -224,13 +208,13 @@ def test_exec_with_a_tty_reports_the_exit_code(node: Node, sleeper: str) -> None
 def test_exec_output_arrives_whole_and_in_order(node: Node, sleeper: str) -> None:
     # a short-lived process: its output may arrive with Docker's 101 answer
     for round_ in range(10):
-        stdout, stderr = Collected(), Collected()
+        stdout, stderr = CollectedOutput(), CollectedOutput()
         io = StreamIO(stdout=stdout, stderr=stderr)
         assert node.shim.exec_stream(sleeper, ["echo", f"round {round_}"], io) == 0
         assert (bytes(stdout.data), bytes(stderr.data)) == (f"round {round_}\n".encode(), b"")
     # megabytes both ways: stdin is throttled, the framed output reassembled
     payload = bytes(range(256)) * (3 * 4096)
-    stdin, stdout, stderr = Pipe(), Collected(), Collected()
+    stdin, stdout, stderr = Pipe(), CollectedOutput(), CollectedOutput()
     io = StreamIO(stdin=stdin, stdout=stdout, stderr=stderr)
 
     def feed() -> None:
@@ -251,8 +235,8 @@ def test_attach_keeps_going_after_stdin_ends_without_stdin_once(node: Node) -> N
     # StdinOnce): stdin's end must not cut the output short
     script = "read line; echo got $line; sleep 1; echo later"
     ctr = node.container("reader", ["sh", "-c", script], stdin=True)
-    stdin, stdout = Pipe(), Collected()
-    io = StreamIO(stdin=stdin, stdout=stdout, stderr=Collected())
+    stdin, stdout = Pipe(), CollectedOutput()
+    io = StreamIO(stdin=stdin, stdout=stdout, stderr=CollectedOutput())
     stdin.write(b"hello\n")
     stdin.close_write()
     node.shim.attach(ctr, io)
@@ -261,7 +245,7 @@ def test_attach_keeps_going_after_stdin_ends_without_stdin_once(node: Node) -> N
 
 def test_attach_stdin_once_with_a_tty_ends_with_stdin(node: Node) -> None:
     ctr = node.container("tty", ["sh"], stdin=True, stdin_once=True, tty=True)
-    stdin, stdout, resize = Pipe(), Collected(), ResizeQueue()
+    stdin, stdout, resize = Pipe(), CollectedOutput(), ResizeQueue()
     resize.put(TerminalSize(width=70, height=20))
     io = StreamIO(stdin=stdin, stdout=stdout, tty=True, resize=resize)
     stdin.write(b"stty size\r")
@@ -278,8 +262,8 @@ def test_exec_and_attach_in_a_stopped_container_are_clear_errors(node: Node) -> 
     ctr = node.container("done", ["true"])
     wait_for(lambda: node.state(ctr) == cri.CONTAINER_EXITED, TIMEOUT, "the exit")
     with pytest.raises(FailedPreconditionError, match="is not running"):
-        node.shim.exec_stream(ctr, ["echo", "hi"], StreamIO(stdout=Collected()))
+        node.shim.exec_stream(ctr, ["echo", "hi"], StreamIO(stdout=CollectedOutput()))
     with pytest.raises(FailedPreconditionError, match="not running"):
-        node.shim.attach(ctr, StreamIO(stdout=Collected()))
+        node.shim.attach(ctr, StreamIO(stdout=CollectedOutput()))
     with pytest.raises(NotFoundError):
-        node.shim.exec_stream("0" * 64, ["echo", "hi"], StreamIO(stdout=Collected()))
+        node.shim.exec_stream("0" * 64, ["echo", "hi"], StreamIO(stdout=CollectedOutput()))

@@ -24,7 +24,7 @@ from pycri.core.runtime import CRIRuntime
 from pycri.errors import CRIError, FailedPreconditionError, NotFoundError, UnimplementedError
 from pycri.server.server import CRIServer
 from pycri.streaming.streams import Pipe, ResizeQueue, StreamIO, TerminalSize
-from pycri.testing import require_real
+from pycri.testing import CollectedOutput, require_real
 from pycri.testing.conformance import wait_for
 from pycri_shims.nerdctl import NerdctlShim
 from pycri_shims.nerdctl.interactive import NO_STDIN
@@ -36,21 +36,6 @@ BUSYBOX = "docker.io/library/busybox:latest"
 TIMEOUT = 30.0
 #: nerdctl's own closing line, exactly as it writes it on a pipe
 LOOK_ALIKE = 'time="2024-01-01T00:00:00Z" level=fatal msg="exec failed with exit code 7"'
-
-
-class Collect:
-    """An Output that keeps what it is sent."""
-
-    def __init__(self) -> None:
-        self.data = b""
-        self.lock = threading.Lock()
-
-    def write(self, data: bytes) -> None:
-        with self.lock:
-            self.data += data
-
-    def close(self) -> None:
-        pass
 
 
 class Session:
@@ -81,8 +66,8 @@ class Session:
 def stream_io(*, stdin: bool = False, tty: bool = False) -> StreamIO:
     io = StreamIO(
         stdin=Pipe() if stdin else None,
-        stdout=Collect(),
-        stderr=None if tty else Collect(),
+        stdout=CollectedOutput(),
+        stderr=None if tty else CollectedOutput(),
         tty=tty,
         resize=ResizeQueue() if tty else None,
     )
@@ -92,12 +77,12 @@ def stream_io(*, stdin: bool = False, tty: bool = False) -> StreamIO:
 
 
 def out(io: StreamIO) -> bytes:
-    assert isinstance(io.stdout, Collect)
+    assert isinstance(io.stdout, CollectedOutput)
     return io.stdout.data
 
 
 def err(io: StreamIO) -> bytes:
-    assert isinstance(io.stderr, Collect)
+    assert isinstance(io.stderr, CollectedOutput)
     return io.stderr.data
 
 

@@ -6,21 +6,11 @@ import time
 
 import pytest
 
+from pycri.testing import CollectedOutput
 from pycri_shims.nerdctl.interactive import ExecStderr, holdback
 
 LINE = b'time="2024-05-01T10:00:00Z" level=fatal msg="exec failed with exit code 3"\n'
 ERROR = b'time="2024-05-01T10:00:00Z" level=fatal msg="cannot exec in a stopped state: unknown"\n'
-
-
-class Collect:
-    def __init__(self) -> None:
-        self.data = b""
-
-    def write(self, data: bytes) -> None:
-        self.data += data
-
-    def close(self) -> None:
-        pass
 
 
 class Gone:
@@ -66,7 +56,7 @@ def feed(stderr: ExecStderr, *chunks: bytes) -> None:
 
 
 def test_nerdctl_s_line_is_taken_out_when_nerdctl_failed() -> None:
-    sink = Collect()
+    sink = CollectedOutput()
     stderr = ExecStderr(sink)
     feed(stderr, b"err\n", LINE)
     assert sink.data == b"err\n"  # passed on at once; the line is held
@@ -75,7 +65,7 @@ def test_nerdctl_s_line_is_taken_out_when_nerdctl_failed() -> None:
 
 
 def test_a_look_alike_followed_by_more_is_output() -> None:
-    sink = Collect()
+    sink = CollectedOutput()
     stderr = ExecStderr(sink)
     feed(stderr, LINE, b"more\n", LINE)
     assert sink.data == LINE + b"more\n"
@@ -84,7 +74,7 @@ def test_a_look_alike_followed_by_more_is_output() -> None:
 
 
 def test_a_look_alike_at_the_end_is_output_when_nerdctl_succeeded() -> None:
-    sink = Collect()
+    sink = CollectedOutput()
     stderr = ExecStderr(sink)
     feed(stderr, b"x", LINE)
     assert stderr.finish(0) is None
@@ -92,7 +82,7 @@ def test_a_look_alike_at_the_end_is_output_when_nerdctl_succeeded() -> None:
 
 
 def test_a_line_split_over_reads_is_still_found() -> None:
-    sink = Collect()
+    sink = CollectedOutput()
     stderr = ExecStderr(sink)
     feed(stderr, b"partial", LINE[:1], LINE[1:20])
     assert sink.data == b"partial"
@@ -102,7 +92,7 @@ def test_a_line_split_over_reads_is_still_found() -> None:
 
 
 def test_what_only_looks_like_a_start_is_released_soon() -> None:
-    sink = Collect()
+    sink = CollectedOutput()
     stderr = ExecStderr(sink)
     feed(stderr, b"please wait")  # ends like the start of time="
     assert sink.data == b"please wai"
@@ -116,7 +106,7 @@ def test_what_only_looks_like_a_start_is_released_soon() -> None:
 
 def test_the_exit_code_survives_a_late_release() -> None:
     # a cut line released before its rest came: output, but still parsed
-    sink = Collect()
+    sink = CollectedOutput()
     stderr = ExecStderr(sink)
     feed(stderr, LINE[:10])
     time.sleep(0.5)

@@ -17,21 +17,9 @@ from pycri.streaming.netns import connect_in_netns, netns_of_pid
 from pycri.streaming.process import run_attached
 from pycri.streaming.pump import splice
 from pycri.streaming.streams import Pipe, ResizeQueue, StreamIO, TerminalSize
+from pycri.testing import CollectedOutput
 
 TIMEOUT = 10.0
-
-
-class Collect:
-    def __init__(self) -> None:
-        self.data = b""
-        self.lock = threading.Lock()
-
-    def write(self, data: bytes) -> None:
-        with self.lock:
-            self.data += data
-
-    def close(self) -> None:
-        pass
 
 
 def test_pipe_reads_in_order_blocks_and_ends() -> None:
@@ -79,7 +67,7 @@ def test_resize_queue() -> None:
 class Connection:
     def __init__(self) -> None:
         self.input = Pipe()
-        self.output = Collect()
+        self.output = CollectedOutput()
         self.cancelled = threading.Event()
         self.closed = False
 
@@ -124,7 +112,7 @@ def test_splice_stops_when_the_client_leaves() -> None:
 
 
 def test_run_attached_without_a_tty() -> None:
-    out, err = Collect(), Collect()
+    out, err = CollectedOutput(), CollectedOutput()
     io = StreamIO(stdin=Pipe(), stdout=out, stderr=err)
     assert io.stdin is not None
     io.stdin.write(b"line\n")
@@ -135,7 +123,7 @@ def test_run_attached_without_a_tty() -> None:
 
 
 def test_run_attached_in_a_pty_with_resizes() -> None:
-    out = Collect()
+    out = CollectedOutput()
     io = StreamIO(stdin=Pipe(), stdout=out, tty=True, resize=ResizeQueue())
     assert io.stdin is not None
     assert io.resize is not None
@@ -157,7 +145,7 @@ def test_run_attached_in_a_pty_with_resizes() -> None:
 
 
 def test_run_attached_stops_the_process_when_the_client_leaves() -> None:
-    io = StreamIO(stdout=Collect(), stderr=Collect())
+    io = StreamIO(stdout=CollectedOutput(), stderr=CollectedOutput())
     result: list[int] = []
     worker = threading.Thread(target=lambda: result.append(run_attached(["sleep", "30"], io)))
     worker.start()
@@ -169,19 +157,19 @@ def test_run_attached_stops_the_process_when_the_client_leaves() -> None:
 
 def test_run_attached_hands_stderr_to_the_caller() -> None:
     # without a tty: instead of io.stderr
-    out, err, own = Collect(), Collect(), Collect()
+    out, err, own = CollectedOutput(), CollectedOutput(), CollectedOutput()
     io = StreamIO(stdout=out, stderr=err)
     assert run_attached(["sh", "-c", "echo o; echo e >&2"], io, stderr=own) == 0
     assert (out.data, err.data, own.data) == (b"o\n", b"", b"e\n")
     # with a tty: instead of the terminal, which stays raw (no \r added)
-    out, own = Collect(), Collect()
+    out, own = CollectedOutput(), CollectedOutput()
     io = StreamIO(stdout=out, tty=True, resize=ResizeQueue())
     assert run_attached(["sh", "-c", "tty >/dev/null && echo o; echo e >&2"], io, stderr=own) == 0
     assert (out.data, own.data) == (b"o\n", b"e\n")
 
 
 def test_run_attached_calls_on_cancel_before_stopping_the_command() -> None:
-    io = StreamIO(stdout=Collect())
+    io = StreamIO(stdout=CollectedOutput())
     seen: list[tuple[int, bool]] = []
 
     def on_cancel(pid: int) -> None:
