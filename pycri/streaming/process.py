@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import logging
 import os
 import pty
@@ -29,7 +30,7 @@ import threading
 import tty
 from collections.abc import Callable, Mapping, Sequence
 
-from pycri.streaming.pump import copy_input
+from pycri.streaming.pump import copy_input, type_eof
 from pycri.streaming.streams import Output, StreamIO, TerminalSize
 
 __all__ = ["OnCancel", "run_attached", "set_window_size"]
@@ -189,17 +190,23 @@ def _run_in_pty(
     errors = None
     if stderr is not None and process.stderr is not None:
         errors = _copy_output(process.stderr.fileno(), stderr)
+    ended = threading.Event()
+    typist = None
     if io.stdin is not None:
-        copy_input(io.stdin, lambda data: _write_all(master, data), lambda: _send_eof(master))
+        write = functools.partial(_write_all, master)
+        typist = copy_input(io.stdin, write, lambda: type_eof(write, ended))
     _watch(process, io, master, on_cancel)
     code = process.wait()
-    if io.stdin is not None:
+    ended.set()
+    if io.stdin is not None and typist is not None:
         io.stdin.close()
+        typist.join(5)
     if errors is not None and process.stderr is not None:
         errors.join(5)  # bounded: something the command left running may hold the pipe
         process.stderr.close()
     copier.join(5)
-    os.close(master)
+    if typist is None or not typist.is_alive():
+        os.close(master)  # never under a writer: the number could be reused by then
     return _exit_code(code)
 
 
@@ -207,11 +214,6 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
-
-
-def _send_eof(master: int) -> None:
-    # a terminal has no end of file; ^D at the start of a line is how one types it
-    _write_all(master, b"\x04")
 
 
 def _exit_code(code: int) -> int:

@@ -13,10 +13,11 @@ from collections.abc import Callable
 
 from pycri.streaming.streams import Pipe, PortConnection
 
-__all__ = ["copy_input", "splice"]
+__all__ = ["copy_input", "splice", "type_eof"]
 
 POLL = 0.25
 CHUNK = 64 * 1024
+EOF_RETYPE = 1.0  # seconds between the ^Ds of type_eof
 
 
 def splice(connection: PortConnection, sock: socket.socket) -> None:
@@ -90,3 +91,18 @@ def copy_input(
     thread = threading.Thread(target=run, name=name, daemon=True)
     thread.start()
     return thread
+
+
+def type_eof(write: Callable[[bytes], None], done: threading.Event) -> None:
+    """Type a terminal's end of input, ^D, again every ``EOF_RETYPE`` seconds until ``done``.
+
+    A terminal has no end of file: ^D at the start of a line is how one is typed.
+    Once is not enough. A ^D that arrives before the program has set its terminal
+    up (a shell's line editor leaves canonical mode) becomes a NUL it ignores, and
+    the session then waits for input that will never come. Stdin has ended, so
+    every later read should see the end too, which is what typing it again says.
+    """
+    while True:
+        write(b"\x04")
+        if done.wait(EOF_RETYPE):
+            return

@@ -10,7 +10,8 @@ with the headers are not lost) and stdin is written to its socket.
 Stdin's end is passed on as a half close (``SHUT_WR``), after which Docker
 closes the process's stdin, except where Docker does something else with
 it: on a terminal it would end the session's output and leave the process
-running, so ^D is typed instead (as pycri does for its own terminals); and
+running, so ^D is typed instead, and again until the session ends (see
+``pycri.streaming.pump.type_eof``, as for pycri's own terminals); and
 an attach to a container without ``StdinOnce`` would end at once while the
 container runs on, so there nothing is passed on.
 
@@ -39,7 +40,7 @@ from pycri.errors import (
     InvalidArgumentError,
     NotFoundError,
 )
-from pycri.streaming.pump import copy_input
+from pycri.streaming.pump import copy_input, type_eof
 from pycri.streaming.streams import Output, ResizeQueue, StreamIO, TerminalSize
 from pycri_shims.docker import streams
 from pycri_shims.docker.connection import DockerConnection
@@ -220,7 +221,7 @@ class _Session:
 
     def _type_eof(self) -> None:
         if not self.done.is_set():
-            self.sock.sendall(b"\x04")
+            type_eof(self.sock.sendall, self.done)
 
     def _watch(self, on_cancel: Callable[[], None]) -> None:
         """When the client leaves: kill what must not outlive it, then end the session."""

@@ -18,6 +18,7 @@ import struct
 import subprocess
 import sys
 import termios
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -34,6 +35,7 @@ from websockets.typing import Subprotocol
 from pycri.api import api_pb2 as cri
 from pycri.client import CRIClient
 from pycri.registry import available_shims
+from pycri.streaming.client import RemoteCommand
 from pycri.testing import require_shim
 
 pytestmark = pytest.mark.real
@@ -210,6 +212,38 @@ def test_exec_it_in_a_terminal(node: Node, transport: str) -> None:
     term.type(b"echo $?; exit 0\r")  # sleep died of SIGINT
     term.expect(b"130\r\n")
     assert term.wait() == 0
+
+
+def test_input_typed_ahead_then_ended_finishes_a_terminal_shell(node: Node) -> None:
+    """A program's client (not crictl) may send all its input, then end it, before the shell
+    has even set its terminal up. The ^D standing for that end once arrived too early, was
+    lost, and the session hung for good (1 run in 7 on docker)."""
+    ctr = node.run("app", ["sleep", "3600"])
+    client = CRIClient(node.endpoint)
+    try:
+        for round_ in range(8):
+            request = cri.ExecRequest(
+                container_id=ctr, cmd=["sh"], stdin=True, tty=True, stdout=True
+            )
+            keys = f"echo round {round_}; (exit 6)\r"
+            code, output = typed_session(client.exec(request).url, keys)
+            assert code == 6, f"round {round_}: the shell did not end: {output!r}"
+            assert f"round {round_}\r\n".encode() in output
+    finally:
+        client.close()
+
+
+def typed_session(url: str, keys: str) -> tuple[int | None, bytes]:
+    """Send ``keys``, end the input, and wait (bounded) for the exit code and output."""
+    output = bytearray()
+    codes: list[int] = []
+    with RemoteCommand(url) as session:
+        session.send_stdin(keys.encode())
+        session.close_stdin()
+        runner = threading.Thread(target=lambda: codes.append(session.run(output.extend)))
+        runner.start()
+        runner.join(TIMEOUT)
+    return (codes[0] if codes else None), bytes(output)
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

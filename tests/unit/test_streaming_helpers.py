@@ -144,6 +144,25 @@ def test_run_attached_in_a_pty_with_resizes() -> None:
     assert b"40 120" in out.data
 
 
+def test_run_attached_types_the_end_of_input_until_the_program_ends() -> None:
+    # A ^D that reaches a terminal before its program has set it up is lost (busybox sh
+    # hung on it); the end of stdin is typed again until the program ends.
+    out = CollectedOutput()
+    io = StreamIO(stdin=Pipe(), stdout=out, tty=True, resize=ResizeQueue())
+    assert io.stdin is not None
+    io.stdin.write(b"typed ahead")
+    io.stdin.close_write()
+    # the raw terminal hands every ^D over: this one waits for a second
+    script = (
+        "import os, sys\n"
+        "seen = b''\n"
+        "while seen.count(b'\\x04') < 2: seen += os.read(0, 64)\n"
+        "print(seen.count(b'typed ahead'))\n"
+    )
+    assert run_attached([sys.executable, "-c", script], io) == 0
+    assert out.data == b"1\n"
+
+
 def test_run_attached_stops_the_process_when_the_client_leaves() -> None:
     io = StreamIO(stdout=CollectedOutput(), stderr=CollectedOutput())
     result: list[int] = []
