@@ -56,6 +56,11 @@ POLL = 0.25
 CHUNK = 32 * 1024
 #: resizing right after start may find the process not ready yet: retry (as the docker CLI does)
 RESIZE_ATTEMPTS = 10
+#: Docker holds back input that could start its detach keys and detaches on all of them, and
+#: they cannot be switched off. The CRI has no detach: the default, ^P ^Q, made readline's ^P
+#: wait for the next key (kubernetes#71765). These are as unlikely as Docker allows; only a
+#: NUL (^@, set-mark, invisible anyway) waits for the key after it.
+DETACH_KEYS = "ctrl-@,ctrl-^,ctrl-_,ctrl-@,ctrl-^,ctrl-_,ctrl-@,ctrl-^"
 
 
 def exec_stream(conn: DockerConnection, container_id: str, cmd: Sequence[str], io: StreamIO) -> int:
@@ -73,6 +78,7 @@ def exec_stream(conn: DockerConnection, container_id: str, cmd: Sequence[str], i
             stdout=True,
             stderr=not io.tty,
             tty=io.tty,
+            detach_keys=DETACH_KEYS,
         )["Id"]
         response = streams.open_stream(
             api,
@@ -114,7 +120,13 @@ def attach(conn: DockerConnection, container_id: str, io: StreamIO) -> None:
             api,
             "POST",
             f"/containers/{container_id}/attach",
-            params={"stream": 1, "stdin": int(stdin), "stdout": 1, "stderr": 1},
+            params={
+                "stream": 1,
+                "stdin": int(stdin),
+                "stdout": 1,
+                "stderr": 1,
+                "detachKeys": DETACH_KEYS,
+            },
             headers=_UPGRADE,
         )
 

@@ -205,6 +205,47 @@ def test_exec_with_a_tty_reports_the_exit_code(node: Node, sleeper: str) -> None
     assert b"typed\r\n" in stdout.data
 
 
+@pytest.mark.parametrize(
+    "keys",
+    [b"\x10", b"\x10\x11", b"\x00\x1e\x1f\x00x"],
+    ids=["ctrl-p", "ctrl-p-ctrl-q", "nul-rs-us"],
+)
+def test_terminal_keys_reach_the_process_at_once(node: Node, sleeper: str, keys: bytes) -> None:
+    """Docker holds back what could start its detach keys and detaches on all of them. The CRI
+    has no detach: ^P (readline's previous line) waited for the next key, and ^P ^Q ended the
+    session with the process left running (kubernetes#71765)."""
+    stdin, stdout = Pipe(), CollectedOutput()
+    io = StreamIO(stdin=stdin, stdout=stdout, tty=True, resize=ResizeQueue())
+    script = f"stty raw -echo; echo ready; head -c {len(keys)} | od -An -tx1; exit 3"
+    thread, results = run_in_thread(
+        lambda: node.shim.exec_stream(sleeper, ["sh", "-c", script], io)
+    )
+    wait_for(lambda: b"ready" in stdout.data, TIMEOUT, "the terminal to be raw")
+    stdin.write(keys)
+    thread.join(TIMEOUT)
+    if thread.is_alive():
+        io.cancelled.set()  # kills it: leave nothing behind
+        thread.join(TIMEOUT)
+        pytest.fail(f"the keys did not all reach the process: {stdout.data!r}")
+    assert results == [3]
+    assert " ".join(f"{byte:02x}" for byte in keys).encode() in stdout.data
+
+
+def test_a_detached_exec_is_not_left_running(node: Node, sleeper: str) -> None:
+    # whoever types all of Docker's detach keys ends the stream: the process must end with it
+    stdin, stdout = Pipe(), CollectedOutput()
+    io = StreamIO(stdin=stdin, stdout=stdout, tty=True, resize=ResizeQueue())
+    script = "stty raw -echo; echo ready; sleep 4325"
+    thread, results = run_in_thread(
+        lambda: node.shim.exec_stream(sleeper, ["sh", "-c", script], io)
+    )
+    wait_for(lambda: b"ready" in stdout.data, TIMEOUT, "the terminal to be raw")
+    stdin.write(b"\x00\x1e\x1f" * 2 + b"\x00\x1e")  # DETACH_KEYS
+    thread.join(TIMEOUT)
+    assert results == [126]  # Docker's code for an exec whose attach failed
+    assert "sleep 4325" not in node.processes(sleeper)  # its terminal hung up
+
+
 def test_exec_output_arrives_whole_and_in_order(node: Node, sleeper: str) -> None:
     # a short-lived process: its output may arrive with Docker's 101 answer
     for round_ in range(10):
@@ -253,6 +294,20 @@ def test_attach_stdin_once_with_a_tty_ends_with_stdin(node: Node) -> None:
     node.shim.attach(ctr, io)  # returns: ^D ended the shell, and the container
     assert b"20 70\r\n" in stdout.data
     wait_for(lambda: node.state(ctr) == cri.CONTAINER_EXITED, TIMEOUT, "the exit")
+
+
+def test_attach_passes_ctrl_p_on_at_once(node: Node) -> None:
+    # the detach keys again (see test_terminal_keys_reach_the_process_at_once)
+    script = "stty raw -echo; head -c 1 | od -An -tx1; sleep 1"
+    ctr = node.container("keys", ["sh", "-c", script], stdin=True, tty=True)
+    wait_for(lambda: "head -c 1" in node.processes(ctr), TIMEOUT, "the terminal to be raw")
+    stdin, stdout = Pipe(), CollectedOutput()
+    io = StreamIO(stdin=stdin, stdout=stdout, tty=True, resize=ResizeQueue())
+    stdin.write(b"\x10")
+    thread, results = run_in_thread(lambda: node.shim.attach(ctr, io))
+    wait_for(lambda: b"10" in stdout.data, TIMEOUT, "^P to reach the container")
+    thread.join(TIMEOUT)
+    assert results == [None]
 
 
 # -- errors ------------------------------------------------------------------------
