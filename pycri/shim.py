@@ -211,7 +211,10 @@ class Shim(abc.ABC):
         raise UnimplementedError(f"the {self.name} shim cannot update container resources")
 
     def container_stats(self, container_ids: Sequence[str]) -> list[cri.ContainerStats]:
-        """Stats for these containers, in one engine round trip if possible."""
+        """Stats for these containers, in one engine round trip if possible.
+
+        Leave out any that no longer exist: they may be removed while the call runs.
+        """
         raise UnimplementedError(f"the {self.name} shim does not report container stats")
 
     def pod_sandbox_stats(self, pod_ids: Sequence[str]) -> list[cri.PodSandboxStats]:

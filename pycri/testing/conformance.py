@@ -18,6 +18,7 @@ typed ``CRIClient``, and removes every pod it created.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,6 +33,7 @@ from pycri.core.logs import parse_log_line
 from pycri.core.runtime import CRIRuntime
 from pycri.errors import (
     AlreadyExistsError,
+    CRIError,
     DeadlineExceededError,
     FailedPreconditionError,
     InvalidArgumentError,
@@ -390,6 +392,46 @@ class ShimConformance:
             cri.ListContainerStatsRequest(filter=cri.ContainerStatsFilter(pod_sandbox_id=pod_id))
         ).stats
         assert [s.attributes.id for s in listed] == [container_id]
+
+    def test_stats_while_containers_stop_and_go(self, client: CRIClient, pods: PodFactory) -> None:
+        """Stats calls race the containers they list; one stopped or removed meanwhile must
+        not fail the call (Docker answers such a container's stats with an empty body)."""
+        pod_id, pod_config = pods.run()
+        failures: list[CRIError] = []
+        done = threading.Event()
+
+        def poll() -> None:
+            while not done.is_set():
+                try:
+                    client.list_pod_sandbox_stats(cri.ListPodSandboxStatsRequest())
+                    client.list_container_stats(cri.ListContainerStatsRequest())
+                except CRIError as err:
+                    failures.append(err)
+                    return
+
+        pollers = [threading.Thread(target=poll, daemon=True) for _ in range(4)]
+        for poller in pollers:
+            poller.start()
+        try:
+            for round_ in range(3):
+                ids = [
+                    pods.container(pod_id, pod_config, f"churn-{round_}-{n}", ["sleep", "60"])
+                    for n in range(4)
+                ]
+                brief_pod, _ = pods.run(pods.config(f"brief-{round_}"))  # and a pod, removed
+                time.sleep(0.2)
+                for n, container_id in enumerate(ids):
+                    if n % 2:  # stopped, then removed; or removed while it runs
+                        client.stop_container(
+                            cri.StopContainerRequest(container_id=container_id, timeout=0)
+                        )
+                    client.remove_container(cri.RemoveContainerRequest(container_id=container_id))
+                client.remove_pod_sandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=brief_pod))
+        finally:
+            done.set()
+            for poller in pollers:
+                poller.join(60)
+        assert not failures, failures[0]
 
     # -- images ----------------------------------------------------------------------
 

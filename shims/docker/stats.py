@@ -100,6 +100,8 @@ class DockerStats:
                     stats: _Stats = self._conn.api.stats(container_id, stream=False, one_shot=True)
             except NotFoundError:
                 return {}  # removed since it was listed
+            except ValueError:  # requests' JSONDecodeError
+                return {}  # stopped or removed during the call: Docker answered an empty body
             return stats
 
         return dict(zip(ids, self._pool.map(one, ids), strict=True))

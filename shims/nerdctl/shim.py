@@ -576,7 +576,10 @@ class NerdctlShim(Shim):
     def container_stats(self, container_ids: Sequence[str]) -> list[cri.ContainerStats]:
         """CPU and memory from the containers' cgroups; one nerdctl call for the labels."""
         if len(container_ids) == 1:
-            data = self._inspect(container_ids[0], CONTAINER_KIND)
+            try:
+                data = self._inspect(container_ids[0], CONTAINER_KIND)
+            except NotFoundError:
+                return []  # removed since it was listed: left out, as a ps would leave it
             return [stats.container_stats(self.cgroups, data)]
         wanted = set(container_ids)
         rows = self._ps(CONTAINER_KIND)
