@@ -198,15 +198,18 @@ def _run_in_pty(
     _watch(process, io, master, on_cancel)
     code = process.wait()
     ended.set()
-    if io.stdin is not None and typist is not None:
+    if typist is not None and io.stdin is not None:
         io.stdin.close()
         typist.join(5)
     if errors is not None and process.stderr is not None:
         errors.join(5)  # bounded: something the command left running may hold the pipe
         process.stderr.close()
     copier.join(5)
-    if typist is None or not typist.is_alive():
-        os.close(master)  # never under a writer: the number could be reused by then
+    if typist is not None and typist.is_alive():
+        # never closed under a writer: the number could be reused by then
+        log.warning("a write to the terminal of %s is stuck: its pty stays open", argv[0])
+    else:
+        os.close(master)
     return _exit_code(code)
 
 
