@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
-import os
 import socket
 import struct
 import threading
@@ -89,24 +88,10 @@ class Problems:
             f"{r.name} {r.levelname}: {r.getMessage()}"
             for r in records
             if (r.levelno >= logging.ERROR or r.exc_info or "abandoned" in r.getMessage())
-            and not upstream_race(r)
         ]
         assert bad == [], bad
         errors, self.thread_errors = self.thread_errors, []
         assert errors == [], errors
-
-
-def upstream_race(record: logging.LogRecord) -> bool:
-    """websockets' own safety net ("should never run") catching its sync connection racing
-    itself: its sending thread closes the socket while its reader thread is still feeding
-    data to the protocol (EOFError), or a handshake answer meets an EOF the reader already
-    sent (AssertionError). The connection just closes; nothing of ours is involved."""
-    exc = record.exc_info[1] if record.exc_info else None
-    return (
-        record.getMessage() == "unexpected internal error"
-        and f"{os.sep}websockets{os.sep}" in record.pathname
-        and isinstance(exc, EOFError | AssertionError)
-    )
 
 
 @pytest.fixture
