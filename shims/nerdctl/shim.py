@@ -143,7 +143,10 @@ class NerdctlShim(Shim):
             args += ["--filter", f"label={KIND_LABEL}={kind}"]
         for f in filters:
             args += ["--filter", f]
-        return self.runner.run_despite_bystanders(args).json_lines()
+        rows: list[dict[str, Any]] = self.runner.run_despite_bystanders(args).json_lines()
+        # a container removed while ps ran can come out as a row without an id (seen under
+        # load: its stats call then ran `container inspect ""`)
+        return [row for row in rows if row.get("ID")]
 
     @staticmethod
     def _hint_filters(object_id: str, selector: Mapping[str, str]) -> list[str]:

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from pycri.errors import CRIError, NotFoundError
+from pycri_shims.nerdctl.options import NerdctlOptions
 from pycri_shims.nerdctl.runner import BYSTANDER_RETRIES, NerdctlRunner, bystander_vanished
+from pycri_shims.nerdctl.shim import NerdctlShim
 
 GONE = "e04f85977175fbb90fa8472289fcb0af9c02f184e5c6d9cc3b9577daa3bbe335"
 POD = "3455876a35c0f05684aed1436a966a77be69084be873415e5d923b87bcb187f1"
@@ -75,3 +77,17 @@ def test_retries_are_bounded(tmp_path: Path) -> None:
     with pytest.raises(CRIError, match="not found"):
         runner.run_despite_bystanders(["ps"])
     assert len(calls.read_text().splitlines()) == BYSTANDER_RETRIES + 1
+
+
+def test_a_row_without_an_id_is_not_listed(tmp_path: Path) -> None:
+    # under load, ps printed a container being removed as a row with an empty id; the
+    # stats call that followed ran `container inspect ""`, which nerdctl refused
+    script = tmp_path / "nerdctl"
+    row = '{"ID":"%s","Labels":{"io.kubernetes.docker.type":"container"}}'
+    script.write_text(f"#!/bin/sh\necho '{row % POD}'\necho '{row % ''}'\n")
+    script.chmod(0o755)
+    shim = NerdctlShim(NerdctlOptions(nerdctl=str(script)), recover_logs=False)
+    try:
+        assert [row["ID"] for row in shim._ps(None)] == [POD]
+    finally:
+        shim.close()
