@@ -1,10 +1,11 @@
 """Rules shared by shims that map the CRI onto a container engine (Docker, containerd).
 
 The dockershim way: a pod sandbox is a pause container, every container's
-name encodes its identity, and labels carry what the engine cannot store,
-so the engine itself is the only record and a restarted server loses
-nothing. Label keys are dockershim's where it had one, so ``docker ps
---filter label=io.kubernetes.docker.type`` finds pycri's containers too.
+name is derived from its identity (``engine_names``), and labels carry that
+identity and what else the engine cannot store, so the engine itself is the
+only record and a restarted server loses nothing. Label keys are
+dockershim's where it had one, so ``docker ps --filter
+label=io.kubernetes.docker.type`` finds pycri's containers too.
 """
 
 from __future__ import annotations
@@ -27,11 +28,9 @@ __all__ = [
     "SANDBOX_KIND",
     "EngineLabels",
     "container_log_path",
-    "container_name",
     "decode_labels",
     "encode_labels",
     "exit_reason",
-    "sandbox_name",
 ]
 
 KIND_LABEL = "io.kubernetes.docker.type"
@@ -44,14 +43,6 @@ ANNOTATION_PREFIX = "annotation."
 #: prefix of pycri's own labels beyond the ones above (``io.pycri.<name>``)
 PYCRI_PREFIX = "io.pycri."
 _INTERNAL = (KIND_LABEL, SANDBOX_ID_LABEL, LOG_PATH_LABEL)
-
-
-def sandbox_name(meta: cri.PodSandboxMetadata) -> str:
-    return f"k8s_POD_{meta.name}_{meta.namespace}_{meta.uid}_{meta.attempt}"
-
-
-def container_name(meta: cri.ContainerMetadata, pod: cri.PodSandboxMetadata) -> str:
-    return f"k8s_{meta.name}_{pod.name}_{pod.namespace}_{pod.uid}_{meta.attempt}"
 
 
 def container_log_path(log_directory: str, log_path: str) -> str:

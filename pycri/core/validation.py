@@ -28,9 +28,11 @@ _MAX_NAME = 253
 _MAX_LABEL_KEY = 317  # prefix (253) + "/" + name (63), as Kubernetes allows
 
 
-def _name(value: str, field: str) -> None:
+def _name(value: str, field: str, *, required: bool = True) -> None:
     if not value:
-        raise InvalidArgumentError(f"{field} is required")
+        if required:
+            raise InvalidArgumentError(f"{field} is required")
+        return
     if len(value) > _MAX_NAME:
         raise InvalidArgumentError(f"{field} is longer than {_MAX_NAME} characters")
     if not _NAME.match(value):
@@ -88,8 +90,10 @@ def validate_pod_sandbox_config(config: cri.PodSandboxConfig, field: str = "conf
     if not config.HasField("metadata"):
         raise InvalidArgumentError(f"{field}.metadata is required")
     _name(meta.name, f"{field}.metadata.name")
-    _name(meta.namespace, f"{field}.metadata.namespace")
-    _name(meta.uid, f"{field}.metadata.uid")
+    # containerd takes a pod without namespace or uid (crictl users write such
+    # configs); engine names and name keys stay unambiguous without them
+    _name(meta.namespace, f"{field}.metadata.namespace", required=False)
+    _name(meta.uid, f"{field}.metadata.uid", required=False)
     _string_map(config.labels, f"{field}.labels")
     _string_map(config.annotations, f"{field}.annotations")
     if config.log_directory and not os.path.isabs(config.log_directory):

@@ -224,6 +224,42 @@ class ShimConformance:
         with pytest.raises(AlreadyExistsError):
             client.run_pod_sandbox(cri.RunPodSandboxRequest(config=config))
 
+    def test_kubernetes_shaped_names(self, client: CRIClient, pods: PodFactory) -> None:
+        """The names a node really sees: engines limit theirs, the CRI does not."""
+        shapes = {
+            "deployment": ("coredns-5d78c9869d-x7k2p", "kube-system"),
+            "statefulset": ("etcd-control-plane-0", "kube-system"),
+            "longest": ("p" * 245 + uuid.uuid4().hex[:8], "n" * 63),
+            "doubled separators": ("a--b..c.-d-.e", "x--y"),
+            "upper case": ("MyPod.A", "Default"),
+            "no namespace": ("web", ""),
+            "long, differs at the end, a": ("x" * 200 + "-a", "kube-system"),
+            "long, differs at the end, b": ("x" * 200 + "-b", "kube-system"),
+        }
+        made: dict[str, tuple[str, cri.PodSandboxConfig, str]] = {}
+        for shape, (name, namespace) in shapes.items():
+            config = pods.config(shape=shape.replace(" ", "-").replace(",", ""))
+            config.metadata.name, config.metadata.namespace = name, namespace
+            config.metadata.attempt = 3
+            config.hostname = "shaped"
+            pod_id, _ = pods.run(config)
+            container_id = pods.container(pod_id, config, "c" * 63, ["sleep", "60"])
+            made[shape] = (pod_id, config, container_id)
+
+        listed = {p.id: p for p in client.list_pod_sandbox().items}
+        containers = {c.id: c for c in client.list_containers().containers}
+        for shape, (pod_id, config, container_id) in made.items():
+            assert listed[pod_id].metadata == config.metadata, shape
+            status = client.pod_sandbox_status(cri.PodSandboxStatusRequest(pod_sandbox_id=pod_id))
+            assert status.status.metadata == config.metadata, shape
+            assert containers[container_id].metadata.name == "c" * 63, shape
+            assert self.status(client, container_id).state == cri.CONTAINER_RUNNING, shape
+            only = cri.PodSandboxFilter(label_selector={"shape": config.labels["shape"]})
+            found = client.list_pod_sandbox(cri.ListPodSandboxRequest(filter=only)).items
+            assert [p.id for p in found] == [pod_id], shape
+            with pytest.raises(AlreadyExistsError):
+                client.run_pod_sandbox(cri.RunPodSandboxRequest(config=config))
+
     def test_pod_without_metadata_is_invalid(self, client: CRIClient) -> None:
         with pytest.raises(InvalidArgumentError, match="metadata"):
             client.run_pod_sandbox(cri.RunPodSandboxRequest(config=cri.PodSandboxConfig()))

@@ -13,10 +13,10 @@ from pycri.core.engine import (
     CONTAINER_KIND,
     EngineLabels,
     container_log_path,
-    container_name,
     encode_labels,
 )
 from pycri.core.engine import exit_reason as reason_for
+from pycri.core.engine_names import DOCKER_NAMES, container_name
 from pycri.errors import NotFoundError
 from pycri_shims.docker.connection import DockerConnection
 from pycri_shims.docker.convert import PROPAGATION_FROM_DOCKER, container_body, create
@@ -146,7 +146,7 @@ class Containers:
             sandbox_host=sandbox.get("HostConfig") or {},
             labels=labels,
         )
-        name = container_name(config.metadata, pod_metadata(pod))
+        name = container_name(config.metadata, pod_metadata(pod), DOCKER_NAMES)
         with self._conn.errors(f"creating container {name}"):
             return create(self._conn.api, name, body)
 

@@ -10,7 +10,8 @@ from typing import Any
 from google.protobuf import json_format
 
 from pycri.api import api_pb2 as cri
-from pycri.core.engine import SANDBOX_KIND, encode_labels, sandbox_name
+from pycri.core.engine import SANDBOX_KIND, encode_labels
+from pycri.core.engine_names import DOCKER_NAMES, sandbox_name
 from pycri.errors import FailedPreconditionError, NotFoundError
 from pycri_shims.docker.connection import DockerConnection
 from pycri_shims.docker.convert import create, sandbox_body
@@ -87,7 +88,7 @@ class Sandboxes:
             extra={key: value for key, value in extra.items() if value},
         )
         body = sandbox_body(config, image=self.pause_image, labels=labels)
-        name = sandbox_name(config.metadata)
+        name = sandbox_name(config.metadata, DOCKER_NAMES)
         what = f"creating pod sandbox {name}"
         try:
             with self._conn.errors(what):

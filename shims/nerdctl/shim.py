@@ -47,10 +47,9 @@ from pycri.core.engine import (
     SANDBOX_ID_LABEL,
     SANDBOX_KIND,
     container_log_path,
-    container_name,
     encode_labels,
-    sandbox_name,
 )
+from pycri.core.engine_names import CONTAINERD_NAMES, container_name, sandbox_name
 from pycri.core.images import is_image_id
 from pycri.core.logcopy import LogCopiers
 from pycri.errors import (
@@ -280,7 +279,7 @@ class NerdctlShim(Shim):
                 SANDBOX_KIND, config.metadata, config.labels, config.annotations, extra=extra
             )
         )
-        name = sandbox_name(config.metadata)
+        name = sandbox_name(config.metadata, CONTAINERD_NAMES)
         args = build.sandbox_args(
             config, name, engine_labels, self.options.network, self.options.pause_image
         )
@@ -356,7 +355,7 @@ class NerdctlShim(Shim):
                 extra=extra,
             )
         )
-        name = container_name(config.metadata, sandbox_config.metadata)
+        name = container_name(config.metadata, sandbox_config.metadata, CONTAINERD_NAMES)
         args = build.container_args(
             config,
             sandbox_config,

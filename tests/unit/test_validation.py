@@ -26,12 +26,20 @@ def test_good_pod_config_passes() -> None:
     )
 
 
+def test_namespace_and_uid_may_be_empty() -> None:
+    validate_pod_sandbox_config(cri.PodSandboxConfig(metadata=cri.PodSandboxMetadata(name="x")))
+
+
 @pytest.mark.parametrize(
     ("config", "field"),
     [
         (cri.PodSandboxConfig(), "config.metadata"),
-        (cri.PodSandboxConfig(metadata=cri.PodSandboxMetadata(name="x", uid="u")), "namespace"),
-        (cri.PodSandboxConfig(metadata=cri.PodSandboxMetadata(name="x", namespace="n")), "uid"),
+        (cri.PodSandboxConfig(metadata=cri.PodSandboxMetadata(namespace="n", uid="u")), "name"),
+        (
+            cri.PodSandboxConfig(metadata=cri.PodSandboxMetadata(name="x", namespace="a_b")),
+            "namespace",
+        ),
+        (cri.PodSandboxConfig(metadata=cri.PodSandboxMetadata(name="x", uid="-u")), "uid"),
         (cri.PodSandboxConfig(metadata=META, hostname="bad host"), "hostname"),
         (cri.PodSandboxConfig(metadata=META, labels={"": "v"}), "labels"),
         (cri.PodSandboxConfig(metadata=META, annotations={"k": "a\x00b"}), "annotations"),
