@@ -100,6 +100,7 @@ def validate_pod_sandbox_config(config: cri.PodSandboxConfig, field: str = "conf
         raise InvalidArgumentError(
             f"{field}.log_directory {config.log_directory!r} must be an absolute path"
         )
+    _group_needs_user(config.linux.security_context, f"{field}.linux.security_context")
     if config.hostname and not _NAME.match(config.hostname):
         raise InvalidArgumentError(f"{field}.hostname {config.hostname!r} is not a valid hostname")
     for index, mapping in enumerate(config.port_mappings):
@@ -110,6 +111,17 @@ def validate_pod_sandbox_config(config: cri.PodSandboxConfig, field: str = "conf
             )
         if not 0 <= mapping.host_port < 65536:
             raise InvalidArgumentError(f"{where}.host_port {mapping.host_port} is out of range")
+
+
+def _group_needs_user(
+    ctx: cri.LinuxSandboxSecurityContext | cri.LinuxContainerSecurityContext, field: str
+) -> None:
+    """The CRI's rule: a group alone must be refused, not run as root's."""
+    username = getattr(ctx, "run_as_username", "")
+    if ctx.HasField("run_as_group") and not ctx.HasField("run_as_user") and not username:
+        raise InvalidArgumentError(
+            f"{field}.run_as_group is set without run_as_user or run_as_username"
+        )
 
 
 def validate_image_spec(spec: cri.ImageSpec, field: str) -> str:
@@ -137,6 +149,7 @@ def validate_container_config(config: cri.ContainerConfig, field: str = "config"
     for index, arg in enumerate([*config.command, *config.args]):
         if "\x00" in arg:
             raise InvalidArgumentError(f"{field}.command/args[{index}] contains a NUL character")
+    _group_needs_user(config.linux.security_context, f"{field}.linux.security_context")
     if config.working_dir and not config.working_dir.startswith("/"):
         raise InvalidArgumentError(f"{field}.working_dir {config.working_dir!r} must be absolute")
     for index, mount in enumerate(config.mounts):

@@ -101,13 +101,10 @@ def create(api: Any, name: str, body: dict[str, Any]) -> str:
         return str(created["Id"])
 
 
-def _user(uid: cri.Int64Value | None, username: str, gid: cri.Int64Value | None, where: str) -> str:
+def _user(uid: cri.Int64Value | None, username: str, gid: cri.Int64Value | None) -> str:
+    """Docker's ``user[:group]``; core refused a group without a user."""
     user = str(uid.value) if uid is not None else username
-    if gid is not None:
-        if not user:
-            raise InvalidArgumentError(f"{where}: run_as_group is set without run_as_user")
-        return f"{user}:{gid.value}"
-    return user
+    return f"{user}:{gid.value}" if user and gid is not None else user
 
 
 def _profile(
@@ -230,7 +227,6 @@ def sandbox_body(
         ctx.run_as_user if ctx.HasField("run_as_user") else None,
         "",
         ctx.run_as_group if ctx.HasField("run_as_group") else None,
-        "pod security context",
     )
     if user:
         body["User"] = user
@@ -374,7 +370,6 @@ def container_body(
         ctx.run_as_user if ctx.HasField("run_as_user") else None,
         ctx.run_as_username,
         ctx.run_as_group if ctx.HasField("run_as_group") else None,
-        "container security context",
     )
     if user:
         body["User"] = user

@@ -141,9 +141,7 @@ def _security_args(sc: cri.LinuxContainerSecurityContext) -> list[str]:
         user = str(sc.run_as_user.value)
     elif sc.run_as_username:
         user = sc.run_as_username
-    if sc.HasField("run_as_group"):
-        if not user:
-            user = "0"  # nerdctl needs a user to name a group
+    if user and sc.HasField("run_as_group"):  # core refused a group without a user
         user += f":{sc.run_as_group.value}"
     if user:
         args += ["--user", user]

@@ -88,3 +88,31 @@ def test_ids_and_exec() -> None:
         validate_exec_cmd([])
     with pytest.raises(InvalidArgumentError, match="empty"):
         validate_exec_cmd([""])
+
+
+def test_a_group_without_a_user_is_refused() -> None:
+    """containerd and the CRI refuse it; nerdctl would quietly run it as 0:<gid>."""
+    group = cri.Int64Value(value=1002)
+    container = cri.ContainerConfig(
+        metadata=cri.ContainerMetadata(name="c"),
+        image=cri.ImageSpec(image="busybox"),
+        linux=cri.LinuxContainerConfig(
+            security_context=cri.LinuxContainerSecurityContext(run_as_group=group)
+        ),
+    )
+    with pytest.raises(InvalidArgumentError, match="run_as_group is set without run_as_user"):
+        validate_container_config(container)
+    container.linux.security_context.run_as_username = "www-data"
+    validate_container_config(container)
+    container.linux.security_context.ClearField("run_as_username")
+    container.linux.security_context.run_as_user.value = 0
+    validate_container_config(container)
+
+    pod = cri.PodSandboxConfig(
+        metadata=META,
+        linux=cri.LinuxPodSandboxConfig(
+            security_context=cri.LinuxSandboxSecurityContext(run_as_group=group)
+        ),
+    )
+    with pytest.raises(InvalidArgumentError, match="config.linux.security_context.run_as_group"):
+        validate_pod_sandbox_config(pod)
