@@ -9,7 +9,8 @@ request says CONTAINER, as the kubelet does for pods without
 ``shareProcessNamespace``. NODE means the host's namespace, TARGET another
 container's. nerdctl 1.x cannot join another container's IPC namespace
 (only ``host`` or ``private``), so there containers of one pod get an IPC
-namespace each; nerdctl 2 gets ``--ipc container:<sandbox>``.
+namespace each, with the pod's IPC sysctls set in every one; nerdctl 2 gets
+``--ipc container:<sandbox>``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from pycri.errors import InvalidArgumentError
 
 __all__ = ["container_args", "mounts_label", "namespace_label", "sandbox_args", "update_args"]
 
+#: the sysctls an IPC namespace has (Kubernetes' list of namespaced IPC sysctls)
+_IPC_SYSCTLS = ("kernel.shm", "kernel.msg", "kernel.sem", "fs.mqueue.")
 _PROTOCOLS = {cri.TCP: "tcp", cri.UDP: "udp", cri.SCTP: "sctp"}
 _PROPAGATION = {
     cri.PROPAGATION_PRIVATE: "rprivate",
@@ -240,6 +243,11 @@ def container_args(
         args += ["--ipc", "host"]
     elif ipc_join:
         args += ["--ipc", f"container:{pod_id}"]
+    else:
+        # an IPC namespace of its own: the pod's IPC sysctls must be set in it too
+        for key, value in sorted(sandbox_config.linux.sysctls.items()):
+            if key.startswith(_IPC_SYSCTLS):
+                args += ["--sysctl", f"{key}={value}"]
     if config.working_dir:
         args += ["--workdir", config.working_dir]
     for env in config.envs:

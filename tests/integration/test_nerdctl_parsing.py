@@ -104,6 +104,25 @@ def test_argument_lists() -> None:
     assert mount == "type=bind,source=/tmp,target=/d,readonly,bind-propagation=rprivate"
 
 
+def test_a_container_with_its_own_ipc_namespace_gets_the_pods_ipc_sysctls() -> None:
+    """nerdctl 1 cannot join the pod's IPC namespace, so its sysctls are set again."""
+    sysctls = {
+        "kernel.shm_rmid_forced": "1",
+        "fs.mqueue.msg_max": "100",
+        "net.ipv4.ip_forward": "1",
+    }
+    pod = cri.PodSandboxConfig(linux=cri.LinuxPodSandboxConfig(sysctls=sysctls))
+    config = cri.ContainerConfig(metadata=cri.ContainerMetadata(name="c"))
+
+    def sysctl_args(ipc_join: bool) -> list[str]:
+        args = container_args(config, pod, "podid", "name", {}, "busybox", ipc_join=ipc_join)
+        return [args[i + 1] for i, arg in enumerate(args) if arg == "--sysctl"]
+
+    # network sysctls belong to the pause container's network namespace, which is joined
+    assert sysctl_args(ipc_join=False) == ["fs.mqueue.msg_max=100", "kernel.shm_rmid_forced=1"]
+    assert sysctl_args(ipc_join=True) == []
+
+
 def test_ps_row_states() -> None:
     def row(status: str, **labels: str) -> cri.Container:
         return container_from_row(

@@ -114,5 +114,7 @@ def test_a_group_without_a_user_is_refused() -> None:
             security_context=cri.LinuxSandboxSecurityContext(run_as_group=group)
         ),
     )
-    with pytest.raises(InvalidArgumentError, match="config.linux.security_context.run_as_group"):
+    with pytest.raises(
+        InvalidArgumentError, match=r"^config\.linux\.security_context\.run_as_group"
+    ):
         validate_pod_sandbox_config(pod)
