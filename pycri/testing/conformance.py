@@ -485,6 +485,11 @@ class ShimConformance:
             cri.ListImagesRequest(filter=cri.ImageFilter(image=spec))
         ).images
         assert [i.id for i in listed] == [image.id]
+        # every name the image is listed under finds it again (critest checks each)
+        assert image.repo_digests
+        for name in [image.id, *image.repo_tags, *image.repo_digests]:
+            again = client.image_status(cri.ImageStatusRequest(image=cri.ImageSpec(image=name)))
+            assert again.image == image, name
 
         client.remove_image(cri.RemoveImageRequest(image=spec))
         client.remove_image(cri.RemoveImageRequest(image=spec))

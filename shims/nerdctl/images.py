@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from pycri.api import api_pb2 as cri
-from pycri.core.images import is_image_id, normalize_reference, parse_reference
+from pycri.core.images import ImageReference, is_image_id, normalize_reference, parse_reference
 from pycri.errors import InvalidArgumentError, NotFoundError
 
 from .options import NerdctlOptions
@@ -109,11 +109,28 @@ class ImageStore:
         return found[0] if found else None
 
     def status(self, image: str) -> cri.Image | None:
-        """By reference: one ``image inspect``; by id: ``images`` then ``image inspect``."""
-        if not is_image_id(image):
-            return self._from_inspect(image)
-        wanted = _digest_id(image)
-        names = [r["Name"] for r in self._rows() if _digest_id(r["ID"]).startswith(wanted)]
+        """By reference: one ``image inspect``; by id: ``images`` then ``image inspect``.
+
+        ``repo@digest`` of an image pulled by tag is stored under its tag
+        only: it is found by id (one more ``images``) when its repository
+        holds that digest, as containerd's CRI finds it.
+        """
+        if is_image_id(image):
+            return self._by_id(_digest_id(image), self._rows())
+        found = self._from_inspect(image)
+        ref = _parsed(image)
+        if found is not None or ref is None or ref.digest is None:
+            return found
+        rows = self._rows()
+        if not any(
+            _digest_id(r["ID"]) == ref.digest and _repository(r.get("Name", "")) == ref.repository
+            for r in rows
+        ):
+            return None
+        return self._by_id(ref.digest, rows)
+
+    def _by_id(self, wanted: str, rows: Iterable[dict[str, Any]]) -> cri.Image | None:
+        names = [r["Name"] for r in rows if _digest_id(r["ID"]).startswith(wanted)]
         if not names:
             return None
         found = self._from_inspect(names[0])
@@ -190,6 +207,18 @@ class ImageStore:
         )
         usage.used_bytes.value = used
         return cri.ImageFsInfoResponse(image_filesystems=[usage])
+
+
+def _parsed(image: str) -> ImageReference | None:
+    try:
+        return parse_reference(image)
+    except InvalidArgumentError:
+        return None
+
+
+def _repository(name: str) -> str:
+    ref = _parsed(name)
+    return ref.repository if ref is not None else ""
 
 
 def _alias(image: str) -> tuple[str, ...]:
