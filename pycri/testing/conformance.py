@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +55,8 @@ class ConformanceConfig:
     pull_image: str = "docker.io/library/busybox:1.36"
     #: seconds to wait for a container to reach a state
     state_timeout: float = 30.0
+    #: containers that print a line and exit, each log read the moment it says EXITED
+    exit_log_rounds: int = 100
 
 
 def wait_for(
@@ -355,6 +358,31 @@ class ShimConformance:
         wait_for(lambda: bad_log.exists() and bad_log.read_bytes() != b"", 10, "the bad log")
         bad_lines = [parse_log_line(raw) for raw in bad_log.read_bytes().splitlines()]
         assert [(ln.stream, ln.message) for ln in bad_lines] == [("stderr", b"oops")]
+
+    def test_log_is_complete_once_exited(
+        self, client: CRIClient, pods: PodFactory, conformance: ConformanceConfig
+    ) -> None:
+        """The kubelet (and critest) read the log as soon as the status says EXITED."""
+        pod_id, pod_config = pods.run()
+
+        def once(index: int) -> list[bytes]:
+            name = f"exits-{index}"
+            container_id = pods.container(pod_id, pod_config, name, ["echo", f"line {index}"])
+            log_path = Path(pod_config.log_directory) / f"{name}.log"
+            deadline = time.monotonic() + conformance.state_timeout
+            # read in the same breath as the first status that says EXITED
+            while self.status(client, container_id).state != cri.CONTAINER_EXITED:
+                assert time.monotonic() < deadline, f"{name} did not exit"
+                time.sleep(0.01)
+            raw = log_path.read_bytes() if log_path.exists() else b""
+            client.remove_container(cri.RemoveContainerRequest(container_id=container_id))
+            return [parse_log_line(line).message for line in raw.splitlines()]
+
+        rounds = conformance.exit_log_rounds
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            found = list(pool.map(once, range(rounds)))
+        lost = [i for i, lines in enumerate(found) if lines != [f"line {i}".encode()]]
+        assert not lost, f"{len(lost)} of {rounds} logs incomplete at EXITED: {lost[:10]}"
 
     def test_exec_sync(
         self, client: CRIClient, pods: PodFactory, conformance: ConformanceConfig

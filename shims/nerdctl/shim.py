@@ -35,6 +35,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from pathlib import Path
@@ -72,6 +73,7 @@ from .images import ImageStore
 from .logsource import json_log_source
 from .options import NerdctlOptions
 from .runner import NerdctlRunner, error_for
+from .timestamps import to_ns
 
 __all__ = ["NerdctlShim"]
 
@@ -83,6 +85,8 @@ log = logging.getLogger(__name__)
 SANDBOX_STOP_TIMEOUT = 10
 #: how long RemoveContainer lets a copier write the container's last lines
 LOG_DRAIN_TIMEOUT = 2.0
+#: seconds after a container's exit by which nerdctl's logger has written its output
+LOG_FLUSH = 0.25
 _EXEC_EXIT = re.compile(rb'time="[^"]*" level=fatal msg="exec failed with exit code (\d+)"\n?\Z')
 
 
@@ -409,6 +413,9 @@ class NerdctlShim(Shim):
         state = data.get("State") or {}
         exited = state.get("Status") in ("exited", "dead", "stopped")
         oom = exited and int(state.get("ExitCode") or 0) != 0 and self._oom_killed(data)
+        if exited:
+            finished = to_ns(state.get("FinishedAt") or "")
+            self._complete_log(full_id, convert.raw_labels(data), finished)
         status = convert.container_status(data, runc.started_ns if runc else 0, oom)
         info: dict[str, str] = {}
         if verbose:
@@ -528,6 +535,26 @@ class NerdctlShim(Shim):
         alive = self._alive_check(container_id, meta.extra.get("cgroup-parent", ""))
         source = json_log_source(engine_log, alive, done)
         self.copiers.ensure(container_id, meta.log_path, source)
+
+    def _complete_log(self, container_id: str, labels: Mapping[str, str], finished_ns: int) -> None:
+        """Once a container has exited, its CRI log holds all it wrote: the kubelet
+        and critest read it as soon as the status says EXITED."""
+        with self._log_lock:
+            done = self._log_done.get(container_id)
+        if done is None:  # exited before its copier started, or before a restart
+            self._attach_logs(container_id, labelcodec.join(labels))
+            with self._log_lock:
+                done = self._log_done.get(container_id)
+        if done is None:
+            return  # no CRI log to write
+        if not done.is_set():
+            # nerdctl's logger outlives the container (until its task is deleted), so
+            # only time says it has written the last output: give it LOG_FLUSH
+            age = time.time() - finished_ns / 1e9 if finished_ns else 0.0
+            if age < LOG_FLUSH:
+                time.sleep(LOG_FLUSH - max(age, 0.0))
+            done.set()  # the copier reads to the end of the file and stops
+        self.copiers.wait(container_id, LOG_DRAIN_TIMEOUT)
 
     def _alive_check(self, container_id: str, cgroup_parent: str) -> Callable[[], bool]:
         """Whether the container's init still runs, from files (no nerdctl process)."""
