@@ -19,6 +19,7 @@ import docker.errors
 
 from pycri.api import api_pb2 as cri
 from pycri.core.linux import bounding_capabilities
+from pycri.core.security import Confinement, Profile, apparmor_profile, seccomp_profile
 from pycri.errors import InvalidArgumentError
 
 __all__ = [
@@ -107,23 +108,13 @@ def _user(uid: cri.Int64Value | None, username: str, gid: cri.Int64Value | None)
     return f"{user}:{gid.value}" if user and gid is not None else user
 
 
-def _profile(
-    kind: str, profile: cri.SecurityProfile | None, legacy: str, *, seccomp: bool
-) -> list[str]:
-    """security_opt entries for a seccomp or AppArmor profile (new field first, then legacy)."""
-    if profile is not None:
-        if profile.profile_type == cri.SecurityProfile.Unconfined:
-            return [f"{kind}=unconfined"]
-        if profile.profile_type == cri.SecurityProfile.Localhost:
-            ref = profile.localhost_ref
-            return [f"{kind}={_read_profile(ref) if seccomp else ref}"]
-        return []
-    if legacy == "unconfined":
+def _profile(kind: str, profile: Profile) -> list[str]:
+    """security_opt entries for a resolved seccomp or AppArmor profile."""
+    if profile.confinement == Confinement.UNCONFINED:
         return [f"{kind}=unconfined"]
-    if legacy.startswith("localhost/"):
-        ref = legacy.removeprefix("localhost/")
-        return [f"{kind}={_read_profile(ref) if seccomp else ref}"]
-    return []  # "", runtime/default, docker/default: Docker's default profile
+    if profile.confinement == Confinement.LOCALHOST:
+        return [f"{kind}={_read_profile(profile.ref) if kind == 'seccomp' else profile.ref}"]
+    return []  # Docker applies its default profile
 
 
 def _read_profile(path: str) -> str:
@@ -236,12 +227,12 @@ def sandbox_body(
     host["SecurityOpt"] = [
         *_profile(
             "seccomp",
-            ctx.seccomp if ctx.HasField("seccomp") else None,
-            ctx.seccomp_profile_path,
-            seccomp=True,
+            seccomp_profile(
+                ctx.seccomp if ctx.HasField("seccomp") else None, ctx.seccomp_profile_path
+            ),
         ),
         *_profile(
-            "apparmor", ctx.apparmor if ctx.HasField("apparmor") else None, "", seccomp=False
+            "apparmor", apparmor_profile(ctx.apparmor if ctx.HasField("apparmor") else None, "")
         ),
         *_selinux(ctx.selinux_options if ctx.HasField("selinux_options") else None),
     ]
@@ -379,15 +370,15 @@ def container_body(
     security = [
         *_profile(
             "seccomp",
-            ctx.seccomp if ctx.HasField("seccomp") else None,
-            ctx.seccomp_profile_path,
-            seccomp=True,
+            seccomp_profile(
+                ctx.seccomp if ctx.HasField("seccomp") else None, ctx.seccomp_profile_path
+            ),
         ),
         *_profile(
             "apparmor",
-            ctx.apparmor if ctx.HasField("apparmor") else None,
-            ctx.apparmor_profile,
-            seccomp=False,
+            apparmor_profile(
+                ctx.apparmor if ctx.HasField("apparmor") else None, ctx.apparmor_profile
+            ),
         ),
         *_selinux(ctx.selinux_options if ctx.HasField("selinux_options") else None),
     ]

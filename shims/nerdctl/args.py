@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 
 from pycri.api import api_pb2 as cri
 from pycri.core.linux import bounding_capabilities
+from pycri.core.security import Confinement, Profile, apparmor_profile, seccomp_profile
 from pycri.errors import InvalidArgumentError
 
 __all__ = ["container_args", "mounts_label", "namespace_label", "sandbox_args", "update_args"]
@@ -175,19 +176,19 @@ def _security_args(sc: cri.LinuxContainerSecurityContext) -> list[str]:
         drops = [_capability(c) for c in sc.capabilities.drop_capabilities]
         if drops:
             args += ["--cap-drop", ",".join(drops)]
-        args += _profile_args("seccomp", sc.seccomp, sc.seccomp_profile_path)
-        args += _profile_args("apparmor", sc.apparmor, sc.apparmor_profile)
+        seccomp = sc.seccomp if sc.HasField("seccomp") else None
+        apparmor = sc.apparmor if sc.HasField("apparmor") else None
+        args += _profile_args("seccomp", seccomp_profile(seccomp, sc.seccomp_profile_path))
+        args += _profile_args("apparmor", apparmor_profile(apparmor, sc.apparmor_profile))
     return args
 
 
-def _profile_args(kind: str, profile: cri.SecurityProfile, legacy: str) -> list[str]:
-    if profile.profile_type == cri.SecurityProfile.Unconfined or legacy == "unconfined":
+def _profile_args(kind: str, profile: Profile) -> list[str]:
+    if profile.confinement == Confinement.UNCONFINED:
         return ["--security-opt", f"{kind}=unconfined"]
-    if profile.profile_type == cri.SecurityProfile.Localhost and profile.localhost_ref:
-        return ["--security-opt", f"{kind}={profile.localhost_ref}"]
-    if legacy.startswith("localhost/"):
-        return ["--security-opt", f"{kind}={legacy.removeprefix('localhost/')}"]
-    return []
+    if profile.confinement == Confinement.LOCALHOST:
+        return ["--security-opt", f"{kind}={profile.ref}"]
+    return []  # nerdctl applies containerd's default profile
 
 
 def _resource_args(res: cri.LinuxContainerResources) -> list[str]:
