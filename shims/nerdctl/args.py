@@ -225,8 +225,10 @@ def container_args(
     image: str,
     *,
     ipc_join: bool,
+    runtime: str = "",
 ) -> list[str]:
-    """``nerdctl create ...`` for a container of the pod ``pod_id``."""
+    """``nerdctl create ...`` for a container of the pod ``pod_id``; ``runtime``, when
+    given, is a runc-compatible binary to run it with (specedit's wrapper)."""
     pod_ns = _namespace_options(sandbox_config)
     ns = config.linux.security_context.namespace_options
     args = ["create", "--name", name, "--pull", "never", "--log-driver", "json-file"]
@@ -267,6 +269,8 @@ def container_args(
         args.append("--interactive")
     args += _resource_args(config.linux.resources)
     args += _security_args(config.linux.security_context)
+    if runtime:
+        args += ["--runtime", runtime]
     args += _labels(labels)
     # CRI command replaces the image's ENTRYPOINT (and, as in Docker, its
     # CMD); args replace CMD. --entrypoint is a string array in nerdctl.

@@ -38,6 +38,8 @@ class NerdctlOptions:
     cgroup_root: str = "/sys/fs/cgroup"
     #: containerd's root (image filesystem info)
     containerd_root: str = "/var/lib/containerd"
+    #: pycri's own files (the runc wrapper of specedit.py); root's alone
+    state_dir: str = "/run/pycri/nerdctl"
 
     def __post_init__(self) -> None:
         if not self.namespace:

@@ -66,7 +66,7 @@ from pycri.streaming.netns import forward_into_pid_netns
 from pycri.streaming.streams import PortConnection, StreamIO
 
 from . import args as build
-from . import convert, interactive, stats
+from . import convert, interactive, specedit, stats
 from . import labels as labelcodec
 from .host import Cgroups, RuncState, exec_processes, kill_pids
 from .images import ImageStore
@@ -107,6 +107,7 @@ class NerdctlShim(Shim):
         self._log_done: dict[str, threading.Event] = {}
         self._log_lock = threading.Lock()
         self._nerdctl_major: int | None = None
+        self._wrapper: str | None = None
         if recover_logs:
             threading.Thread(
                 target=self._recover_logs, name="pycri-nerdctl-recover", daemon=True
@@ -190,6 +191,12 @@ class NerdctlShim(Shim):
             for key in mapping:
                 if "=" in key:
                     raise InvalidArgumentError(f"label/annotation key {key!r} contains '='")
+
+    def _runc_wrapper(self) -> str:
+        """The runc wrapper of specedit.py, written once per shim."""
+        if self._wrapper is None:
+            self._wrapper = specedit.install_wrapper(self.options.state_dir)
+        return self._wrapper
 
     def _nerdctl_version(self) -> int:
         """nerdctl's major version (a property of the binary, so asked once)."""
@@ -348,6 +355,8 @@ class NerdctlShim(Shim):
         }
         if sandbox_config.linux.cgroup_parent:
             extra["cgroup-parent"] = sandbox_config.linux.cgroup_parent
+        edits = specedit.spec_labels(config.linux.security_context)
+        extra.update(edits)
         engine_labels = labelcodec.split(
             encode_labels(
                 CONTAINER_KIND,
@@ -368,6 +377,7 @@ class NerdctlShim(Shim):
             engine_labels,
             image_name,
             ipc_join=self._nerdctl_version() >= 2,
+            runtime=self._runc_wrapper() if edits else "",
         )
         return self._run_or_clean(args, name)
 

@@ -27,7 +27,7 @@ from pycri.errors import (
 from pycri.server.server import CRIServer
 from pycri.testing import require_real
 from pycri.testing.conformance import wait_for
-from pycri_shims.nerdctl import NerdctlOptions, NerdctlShim
+from pycri_shims.nerdctl import NerdctlOptions, NerdctlShim, specedit
 from pycri_shims.nerdctl.testing import Created, TrackingShim, nerdctl, why_unavailable
 
 pytestmark = pytest.mark.real
@@ -371,6 +371,43 @@ def test_security_context_and_resources(pods: Pods) -> None:
     assert granted == bounding_capabilities()
     log = Path(pod[1].log_directory) / "privileged.log"
     wait_for(lambda: log.exists() and b"/dev/pts/" in log.read_bytes(), 10, "a tty")
+
+
+def test_masked_and_readonly_paths(pods: Pods) -> None:
+    """nerdctl has no flags for them: specedit's runc wrapper writes them into the spec."""
+    pod = pods.run()
+
+    def container(name: str, **security: object) -> str:
+        ctx = cri.LinuxContainerSecurityContext(**security)  # type: ignore[arg-type]
+        linux = cri.LinuxContainerConfig(security_context=ctx)
+        return pods.container(pod, ["sleep", "60"], name=name, linux=linux)
+
+    plain = container("plain")
+    assert pods.exec(plain, "cat", "/etc/passwd").stdout.startswith(b"root:")
+    assert pods.exec(plain, "ls", "/usr/sbin").stdout != b""
+    # a file becomes /dev/null, a directory an empty read-only tmpfs (runc's masking)
+    masked = container("masked", masked_paths=["/etc/passwd", "/usr/sbin"])
+    assert pods.exec(masked, "cat", "/etc/passwd").stdout == b""
+    assert pods.exec(masked, "ls", "/usr/sbin").stdout == b""
+
+    readonly = container("readonly", readonly_paths=["/tmp"])
+    refused = pods.exec(readonly, "touch", "/tmp/x")
+    assert refused.exit_code != 0
+    assert b"Read-only file system" in refused.stderr
+
+    # the kubelet's default lists are nerdctl's own: no wrapper, /proc/kcore stays masked
+    defaults = container(
+        "defaults",
+        masked_paths=sorted(specedit.DEFAULT_MASKED),
+        readonly_paths=sorted(specedit.DEFAULT_READONLY),
+    )
+    labels = json.dumps(engine_inspect(defaults)["Config"])
+    assert "io.pycri.masked-paths" not in labels
+    assert "io.pycri.masked-paths" in json.dumps(engine_inspect(masked)["Config"])
+    assert pods.exec(defaults, "cat", "/proc/timer_list").stdout == b""
+    # privileged: /proc unmasked, as containerd's CRI does it
+    privileged = container("unmasked", privileged=True)
+    assert pods.exec(privileged, "cat", "/proc/timer_list").stdout.startswith(b"Timer List")
 
 
 # -- costs, logs, stats ---------------------------------------------------------------

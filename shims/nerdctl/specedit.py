@@ -1,0 +1,138 @@
+"""OCI spec fields nerdctl cannot set, applied by a small runc wrapper.
+
+nerdctl 1.7 has no flag for a container's masked and read-only paths (the
+CRI's ``masked_paths``/``readonly_paths``, and the unmasked /proc of a
+privileged container), so it always gives containerd's defaults. nerdctl
+does copy container labels into the OCI spec's annotations, and takes any
+runc-compatible binary as ``--runtime``: containers that need more are
+created with pycri's labels naming the paths and ``--runtime`` pointing at
+the wrapper below, which writes them into ``config.json`` at ``runc create``
+and hands every call on to runc unchanged (the way GPU runtimes extend
+runc). Containers with the defaults, the common case, never see it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from pycri.api import api_pb2 as cri
+from pycri.errors import InvalidArgumentError, UnavailableError
+
+__all__ = ["install_wrapper", "spec_labels"]
+
+#: what containerd (and so nerdctl) masks and makes read-only by default; the
+#: kubelet sends the same lists for a container with the default /proc mount
+DEFAULT_MASKED = frozenset(
+    {
+        "/proc/acpi",
+        "/proc/asound",
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/latency_stats",
+        "/proc/timer_list",
+        "/proc/timer_stats",
+        "/proc/sched_debug",
+        "/proc/scsi",
+        "/sys/firmware",
+        "/sys/devices/virtual/powercap",
+    }
+)
+DEFAULT_READONLY = frozenset(
+    {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
+)
+#: label (pycri extra) -> the spec's ``linux`` field it fills
+FIELDS = {"masked-paths": "maskedPaths", "readonly-paths": "readonlyPaths"}
+#: a label's value must stay whole (labels over 4 KiB are split into pieces)
+_MAX_JSON = 3000
+
+
+def spec_labels(sc: cri.LinuxContainerSecurityContext) -> dict[str, str]:
+    """pycri extras asking the wrapper for paths nerdctl would get wrong ({} if none)."""
+    wanted: dict[str, list[str]] = {}
+    if sc.privileged:
+        # containerd's CRI unmasks /proc for privileged containers
+        wanted = {"masked-paths": [], "readonly-paths": []}
+    else:
+        # an empty list means the runtime's defaults, as in containerd's CRI
+        if sc.masked_paths and set(sc.masked_paths) != DEFAULT_MASKED:
+            wanted["masked-paths"] = list(sc.masked_paths)
+        if sc.readonly_paths and set(sc.readonly_paths) != DEFAULT_READONLY:
+            wanted["readonly-paths"] = list(sc.readonly_paths)
+    labels: dict[str, str] = {}
+    for key, paths in wanted.items():
+        if any(not path.startswith("/") for path in paths):
+            raise InvalidArgumentError(f"{key}: every path must be absolute, got {paths!r}")
+        text = json.dumps(paths, separators=(",", ":"))
+        if len(text) > _MAX_JSON:
+            raise InvalidArgumentError(f"{key}: more than {_MAX_JSON} bytes of paths")
+        labels[key] = text
+    return labels
+
+
+# Runs for every runc call of a wrapped container (as root, by containerd's
+# shim): the standard library only, no site packages, and out of the way fast.
+_WRAPPER = '''#!{python} -IS
+"""pycri: runc, with the paths pycri's labels name written into config.json at create."""
+import json
+import os
+import sys
+
+RUNC = {runc!r}
+FIELDS = {fields!r}
+
+
+def edit(bundle):
+    path = os.path.join(bundle, "config.json")
+    with open(path) as f:
+        spec = json.load(f)
+    notes = spec.get("annotations") or {{}}
+    found = {{field: json.loads(notes["io.pycri." + key])
+             for key, field in FIELDS.items() if "io.pycri." + key in notes}}
+    if not found:
+        return
+    spec.setdefault("linux", {{}}).update(found)
+    with open(path + ".pycri", "w") as f:
+        json.dump(spec, f)
+    os.replace(path + ".pycri", path)
+
+
+args = sys.argv[1:]
+if "create" in args:
+    rest = args[args.index("create") + 1:]
+    bundle = "."
+    for i, arg in enumerate(rest):
+        if arg in ("--bundle", "-b") and i + 1 < len(rest):
+            bundle = rest[i + 1]
+        elif arg.startswith("--bundle="):
+            bundle = arg.split("=", 1)[1]
+    edit(bundle)
+os.execv(RUNC, [RUNC] + args)
+'''
+
+
+def install_wrapper(directory: str, runc: str = "runc") -> str:
+    """Write the wrapper into ``directory`` (root's, 0700) and return its path."""
+    real = shutil.which(runc) or shutil.which(runc, path="/usr/sbin:/usr/bin:/sbin:/bin")
+    if real is None:
+        raise UnavailableError(f"runc ({runc!r}) not found: needed for masked/read-only paths")
+    text = _WRAPPER.format(python=sys.executable, runc=real, fields=FIELDS)
+    folder = Path(directory)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = folder.stat()
+    if info.st_uid != os.getuid() or info.st_mode & 0o022:
+        # root runs what is in there: nobody else may be able to put it there
+        raise UnavailableError(f"{folder} must be ours and writable by us alone")
+    target = folder / "runc-wrapper"
+    if target.exists() and target.read_text() == text:
+        return str(target)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".runc-wrapper.")
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    os.chmod(tmp, 0o700)  # executed by containerd's shim, as root
+    os.replace(tmp, target)
+    return str(target)

@@ -1,0 +1,75 @@
+"""specedit: which containers need the runc wrapper, and what the wrapper does to a bundle."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pycri.api import api_pb2 as cri
+from pycri.errors import InvalidArgumentError, UnavailableError
+from pycri_shims.nerdctl import specedit
+
+
+def test_only_non_default_paths_need_the_wrapper() -> None:
+    ctx = cri.LinuxContainerSecurityContext
+    assert specedit.spec_labels(ctx()) == {}
+    defaults = ctx(
+        masked_paths=sorted(specedit.DEFAULT_MASKED),
+        readonly_paths=sorted(specedit.DEFAULT_READONLY),
+    )
+    assert specedit.spec_labels(defaults) == {}
+    assert specedit.spec_labels(ctx(masked_paths=["/bin/ls"])) == {"masked-paths": '["/bin/ls"]'}
+    assert specedit.spec_labels(ctx(privileged=True)) == {
+        "masked-paths": "[]",
+        "readonly-paths": "[]",
+    }
+    with pytest.raises(InvalidArgumentError, match="absolute"):
+        specedit.spec_labels(ctx(readonly_paths=["tmp"]))
+    with pytest.raises(InvalidArgumentError, match="bytes"):
+        specedit.spec_labels(ctx(masked_paths=[f"/p/{i:04}" for i in range(400)]))
+
+
+def _fake_runc(tmp_path: Path) -> Path:
+    """A 'runc' that records its arguments, so the wrapper's hand-over is visible."""
+    runc = tmp_path / "runc"
+    runc.write_text(f'#!/bin/sh\necho "$@" > {tmp_path / "argv"}\n')
+    runc.chmod(0o700)
+    return runc
+
+
+def test_the_wrapper_writes_the_paths_at_create_and_hands_over(tmp_path: Path) -> None:
+    wrapper = specedit.install_wrapper(str(tmp_path / "state"), runc=str(_fake_runc(tmp_path)))
+    assert stat.S_IMODE(os.stat(wrapper).st_mode) == 0o700
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    spec = {
+        "annotations": {"io.pycri.masked-paths": '["/bin/ls"]', "io.pycri.readonly-paths": "[]"},
+        "linux": {"maskedPaths": ["/proc/kcore"], "readonlyPaths": ["/proc/sys"], "x": 1},
+    }
+    (bundle / "config.json").write_text(json.dumps(spec))
+    args = ["--root", "/r", "--log-format", "json", "create", "--bundle", str(bundle), "id1"]
+    subprocess.run([wrapper, *args], check=True, timeout=30)
+    written = json.loads((bundle / "config.json").read_text())
+    assert written["linux"] == {"maskedPaths": ["/bin/ls"], "readonlyPaths": [], "x": 1}
+    assert (tmp_path / "argv").read_text().split() == args
+
+    # any other call goes to runc untouched, and a spec without pycri's labels stays as it was
+    plain = {"linux": {"maskedPaths": ["/proc/kcore"]}}
+    (bundle / "config.json").write_text(json.dumps(plain))
+    subprocess.run([wrapper, "create", f"--bundle={bundle}", "id2"], check=True, timeout=30)
+    assert json.loads((bundle / "config.json").read_text()) == plain
+    subprocess.run([wrapper, "delete", "--force", "id2"], check=True, timeout=30)
+    assert (tmp_path / "argv").read_text().split() == ["delete", "--force", "id2"]
+
+
+def test_the_wrapper_directory_must_be_ours_alone(tmp_path: Path) -> None:
+    loose = tmp_path / "loose"
+    loose.mkdir(mode=0o777)
+    loose.chmod(0o777)
+    with pytest.raises(UnavailableError, match="alone"):
+        specedit.install_wrapper(str(loose), runc=str(_fake_runc(tmp_path)))
