@@ -93,9 +93,13 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
     server.stop()
 
 
+POD_NAME = "victim-deployment-7d9f8b6c5d-x2k4p"
+
+
 def pod_config(run_id: str, log_dir: Path) -> cri.PodSandboxConfig:
     return cri.PodSandboxConfig(
-        metadata=cri.PodSandboxMetadata(name="victim", namespace="kill9", uid=run_id),
+        # Kubernetes-shaped: over nerdctl's 76-character names, so the engine name is mapped
+        metadata=cri.PodSandboxMetadata(name=POD_NAME, namespace="kube-system", uid=run_id),
         labels={"pycri.kill9": run_id},
         log_directory=str(log_dir),
         linux=cri.LinuxPodSandboxConfig(),
@@ -138,7 +142,7 @@ def assert_consistent(client: CRIClient, server: Server, run_id: str) -> None:
         cri.ListContainersRequest(filter=cri.ContainerFilter(label_selector=selector))
     ).containers
     for pod in pods:
-        assert pod.metadata.uid == run_id
+        assert (pod.metadata.name, pod.metadata.uid) == (POD_NAME, run_id)
     for container in containers:
         assert container.pod_sandbox_id in {p.id for p in pods}
         client.container_status(cri.ContainerStatusRequest(container_id=container.id))
@@ -157,7 +161,7 @@ def remove_everything(client: CRIClient, run_id: str) -> None:
 
 @pytest.mark.parametrize("phase", ["run_pod", "create", "start", "stop"])
 def test_kill9_midway(server: Server, tmp_path: Path, phase: str) -> None:
-    run_id = uuid.uuid4().hex[:16]
+    run_id = str(uuid.uuid4())  # 36 characters, as Kubernetes uids are
     config = pod_config(run_id, tmp_path / "logs")
     rng = random.Random(run_id)
     client = server.start()
