@@ -13,7 +13,11 @@ CreateContainer                            4 (core: pod ``inspect``, pod's ``ps`
 StartContainer                             2, + 1 ``inspect`` off the RPC's path
                                            (to follow its log)
 StopContainer, RemoveContainer             2 (core's ``inspect``; ``stop``/``rm``)
-StopPodSandbox, RemovePodSandbox           3, + 1 per container to stop/remove
+StopPodSandbox, RemovePodSandbox           3, + 1 per container to stop/remove;
+                                           + CNI cleanup (cni.py): 1 plugin DEL,
+                                           1 ``iptables -S`` (+ 1 restore if a
+                                           rule is left); RemovePodSandbox + 1
+                                           ``inspect``
 ExecSync                                   1 ``exec`` (+ core's ``inspect``)
 Exec, Attach (streaming, interactive.py)   1 ``exec -i -t`` for the session; attach:
                                            1 ``inspect``, output from the json log
@@ -68,6 +72,7 @@ from pycri.streaming.streams import PortConnection, StreamIO
 from . import args as build
 from . import convert, interactive, stats
 from . import labels as labelcodec
+from .cni import PodNetwork, networks_of
 from .host import Cgroups, RuncState, exec_processes, kill_pids
 from .images import ImageStore
 from .logsource import json_log_source
@@ -100,6 +105,9 @@ class NerdctlShim(Shim):
         )
         self.images = ImageStore(self.runner, self.options)
         self.cgroups = Cgroups(self.options.cgroup_root, self.options.namespace)
+        self.pod_network = PodNetwork(
+            self.options.namespace, self.options.cni_path, self.options.cni_netconfpath
+        )
         self.copiers = LogCopiers()
         self._log_done: dict[str, threading.Event] = {}
         self._log_lock = threading.Lock()
@@ -293,8 +301,17 @@ class NerdctlShim(Shim):
                 ["stop", "-t", str(SANDBOX_STOP_TIMEOUT), pod_id],
                 timeout=self.options.timeout + SANDBOX_STOP_TIMEOUT,
             )
+        # nerdctl releases the address only on rm and never the masquerade rule (cni.py);
+        # also when the pause died first, and on every repeated stop (after a kill -9)
+        self.pod_network.release(data["Id"], networks_of(convert.raw_labels(data)))
 
     def remove_pod_sandbox(self, pod_id: str) -> None:
+        data = self._inspect(pod_id, SANDBOX_KIND)
+        if (data.get("State") or {}).get("Running"):
+            self.stop_pod_sandbox(pod_id)  # core stops a ready pod first; this is the race
+        else:
+            # before rm: once the container is gone nothing names the pod's rules any more
+            self.pod_network.release(data["Id"], networks_of(convert.raw_labels(data)))
         self.runner.run(["rm", pod_id])
 
     def pod_sandbox_status(
