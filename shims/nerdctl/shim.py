@@ -178,6 +178,7 @@ class NerdctlShim(Shim):
         """Run a ``run``/``create``; remove what a failure left behind under ``name``."""
 
         def clean() -> None:
+            self._release_network_of(name)
             self.runner.run(["rm", "-f", name], check=False)
 
         try:
@@ -188,6 +189,26 @@ class NerdctlShim(Shim):
                 clean()
             raise
         return out.splitlines()[-1]
+
+    def _release_network_of(self, name: str) -> None:
+        """The CNI state of a sandbox whose ``run`` failed after nerdctl set up its network.
+
+        nerdctl's postStop hook frees the address then, but not the masquerade
+        rule (cni.py); containers of a pod join its netns and hold none.
+        """
+        result = self.runner.run(["container", "inspect", name], check=False)
+        try:
+            found = result.json() if result.returncode == 0 else []
+        except ValueError:
+            found = []
+        for data in found if isinstance(found, list) else []:
+            networks = networks_of(convert.raw_labels(data))
+            if not networks:
+                continue
+            try:
+                self.pod_network.release(data["Id"], networks)
+            except CRIError as err:  # the run's own error is the one to report
+                log.warning("cannot release the network of %s: %s", name, err.message)
 
     @staticmethod
     def _check_label_keys(*maps: Mapping[str, str]) -> None:

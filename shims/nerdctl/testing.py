@@ -6,11 +6,14 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pycri.api import api_pb2 as cri
 
 from .options import NerdctlOptions
+from .runner import NerdctlRunner, Result
 from .shim import NerdctlShim
 
 __all__ = ["Created", "TrackingShim", "nerdctl", "why_unavailable"]
@@ -126,12 +129,33 @@ def _entries(directory: Path) -> list[Path]:
         return []
 
 
+class _TrackingRunner(NerdctlRunner):
+    """Records what a failed ``run``/``create`` left, before the shim removes it by name."""
+
+    def __init__(self, runner: NerdctlRunner, created: Created) -> None:
+        super().__init__(runner.binary, runner.global_args, runner.timeout, runner.env)
+        self.created = created
+
+    def run(self, args: Sequence[str], **kwargs: Any) -> Result:
+        if list(args[:2]) == ["rm", "-f"] and len(args) == 3:
+            found = super().run(["container", "inspect", args[2]], check=False)
+            if found.returncode == 0:
+                for data in json.loads(found.stdout or "[]"):
+                    self.created.add(data["Id"])
+        return super().run(args, **kwargs)
+
+
 class TrackingShim(NerdctlShim):
-    """A NerdctlShim that records every pod and container it creates in ``created``."""
+    """A NerdctlShim that records every pod and container it creates in ``created``.
+
+    Also those a failed RunPodSandbox or CreateContainer made and removed
+    again, so what they leave behind (a CNI rule) is found as well.
+    """
 
     def __init__(self, created: Created, options: NerdctlOptions | None = None) -> None:
         super().__init__(options)
         self.created = created
+        self.runner = _TrackingRunner(self.runner, created)
 
     def run_pod_sandbox(self, config: cri.PodSandboxConfig, runtime_handler: str) -> str:
         return self.created.add(super().run_pod_sandbox(config, runtime_handler))

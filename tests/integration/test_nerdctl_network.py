@@ -26,6 +26,7 @@ import pytest
 from pycri.api import api_pb2 as cri
 from pycri.client import CRIClient
 from pycri.core.runtime import CRIRuntime
+from pycri.errors import CRIError
 from pycri.testing import require_real
 from pycri.testing.conformance import wait_for
 from pycri_shims.nerdctl.testing import Created, TrackingShim, nerdctl, why_unavailable
@@ -182,3 +183,20 @@ def test_kill9_of_the_server_between_run_and_remove(created: Created, tmp_path: 
     finally:
         client.close()
         server.stop()
+
+
+def test_a_sandbox_failing_to_start_leaves_no_rules(created: Created, tmp_path: Path) -> None:
+    """nerdctl set up the network, then runc failed: the shim removes the pod and its rule."""
+    shim = TrackingShim(created)
+    runtime = CRIRuntime(shim)
+    before = set(created.ids)
+    try:
+        config = pod_config(tmp_path)
+        config.linux.sysctls["net.ipv4.ip_forward"] = "not-a-number"  # runc fails to write it
+        with pytest.raises(CRIError, match="ip_forward"):
+            runtime.run_pod_sandbox(cri.RunPodSandboxRequest(config=config))
+        failed = created.ids - before
+        assert len(failed) == 1, "the failed sandbox was not seen (TrackingShim)"
+        assert network_state(*failed) == {}
+    finally:
+        shim.close()
