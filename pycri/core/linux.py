@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
-__all__ = ["CAPABILITY_NAMES", "bounding_capabilities"]
+__all__ = ["CAPABILITY_NAMES", "VANISHED_ERRNOS", "bounding_capabilities", "read_if_present"]
+
+#: what reading a file of something that has just ended answers: ENOENT/ENOTDIR
+#: (path removed), ESRCH (/proc file of a process that exited after the open),
+#: ENODEV (file of a cgroup removed after the open, which the kernel allows)
+VANISHED_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ESRCH, errno.ENODEV})
 
 # Index = capability number (linux/capability.h).
 CAPABILITY_NAMES = (
@@ -30,3 +36,18 @@ def bounding_capabilities(status_file: str = "/proc/self/status") -> list[str]:
             mask = int(line.split()[1], 16)
             return [name for bit, name in enumerate(CAPABILITY_NAMES) if mask >> bit & 1]
     return []
+
+
+def read_if_present(path: Path) -> str | None:
+    """The text of a /proc or cgroup file; None when what it describes is gone.
+
+    Containers and processes end at any moment, also while one of their
+    files is read: that is an answer ("gone"), not an error. Anything else
+    (EIO, ...) still raises.
+    """
+    try:
+        return path.read_text()
+    except OSError as err:
+        if err.errno in VANISHED_ERRNOS:
+            return None
+        raise

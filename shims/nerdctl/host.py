@@ -19,6 +19,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 
+from pycri.core.linux import read_if_present
 from pycri.core.logs import parse_timestamp
 
 __all__ = [
@@ -40,27 +41,32 @@ _EXEC_FIFO = re.compile(r"/(exec-[0-9a-f]+)-std(?:in|out|err)$")
 
 
 def _read(path: Path) -> str | None:
+    """A runtime file's text; None when its container, cgroup or process is gone."""
     try:
-        return path.read_text()
-    except (FileNotFoundError, NotADirectoryError, ProcessLookupError, PermissionError):
+        # a cgroup removed under the read answers ENODEV: gone, like a missing file
+        return read_if_present(path)
+    except PermissionError:
         return None
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat from field 3 on (None: no such process)."""
+    stat = _read(Path(f"/proc/{pid}/stat"))
+    if stat is None or ")" not in stat:
+        return None
+    # the command name (field 2) may contain spaces: split after its ')'
+    return stat.rsplit(")", 1)[1].split()
 
 
 def _start_ticks(pid: int) -> int | None:
     """Field 22 of /proc/<pid>/stat (start time in clock ticks after boot)."""
-    stat = _read(Path(f"/proc/{pid}/stat"))
-    if stat is None:
-        return None
-    # the command name (field 2) may contain spaces: split after its ')'
-    fields = stat.rsplit(")", 1)[1].split()
-    return int(fields[19])
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields is not None and len(fields) > 19 else None
 
 
 def _ppid(pid: int) -> int | None:
-    stat = _read(Path(f"/proc/{pid}/stat"))
-    if stat is None:
-        return None
-    return int(stat.rsplit(")", 1)[1].split()[1])
+    fields = _stat_fields(pid)
+    return int(fields[1]) if fields is not None and len(fields) > 1 else None
 
 
 @dataclass(frozen=True)
@@ -182,8 +188,10 @@ class Cgroups:
 
 def running(pid: int) -> bool:
     """Whether ``pid`` exists and has not exited (a zombie has)."""
-    stat = _read(Path(f"/proc/{pid}/stat"))
-    return stat is not None and stat.rsplit(")", 1)[1].split()[0] != "Z"
+    fields = _stat_fields(pid)
+    if not fields:
+        return False
+    return fields[0] != "Z"
 
 
 def _offspring(roots: AbstractSet[int], parents: dict[int, int | None]) -> set[int]:

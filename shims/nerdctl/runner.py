@@ -24,6 +24,7 @@ from typing import Any
 from pycri.errors import (
     CRIError,
     DeadlineExceededError,
+    InvalidArgumentError,
     NotFoundError,
     UnavailableError,
 )
@@ -59,6 +60,22 @@ _UNAVAILABLE = re.compile(
 _NOT_FOUND = re.compile(
     r"no such (container|object|image)|image not available|: not found\b", re.IGNORECASE
 )
+# nerdctl refusing a value of the request before anything was created: its flag
+# parser (pflag), its option parsers and checks (messages seen with nerdctl 1.7.7:
+# tests/unit/test_nerdctl_errors.py), and containerd's errdefs class suffix
+# ": invalid argument". A failure of the OCI runtime (runc) is the engine failing
+# at its job, as containerd's own CRI reports it: never an argument refusal here.
+_REFUSED = re.compile(
+    r'^invalid argument ".*" for ".*" flag'
+    r"|: invalid argument$"
+    r"|^failed to parse (memory bytes|memory-swap bytes|device|volume options|option|label) "
+    r"|^invalid (value|ip address|USER value|name|reference format)\b"
+    r"|^failed to load networking flags: invalid "
+    r"|^cannot load seccomp profile "
+    r"|: no users found$"
+    r"|^cannot use --cgroup-conf without cgroup v2"
+)
+_RUNTIME_FAILURE = re.compile(r"failed to create shim task|OCI runtime|runc (create|run) failed")
 #: a process that ignores SIGTERM gets this long before SIGKILL
 KILL_GRACE = 1.0
 
@@ -92,6 +109,12 @@ def fatal_messages(stderr: str) -> list[str]:
     return [_unquote(m["msg"]) for m in _LOG_LINE.finditer(stderr)]
 
 
+def _refused(message: str) -> bool:
+    """Whether a nerdctl error message is a refusal of an argument (see _REFUSED)."""
+    message = message.strip()
+    return _REFUSED.search(message) is not None and not _RUNTIME_FAILURE.search(message)
+
+
 def error_for(argv: Sequence[str], returncode: int, stderr: str) -> CRIError:
     """The pycri error for a failed nerdctl call (the single error mapping)."""
     messages = fatal_messages(stderr)
@@ -104,6 +127,8 @@ def error_for(argv: Sequence[str], returncode: int, stderr: str) -> CRIError:
         )
     if _NOT_FOUND.search(detail):
         return NotFoundError(detail)
+    if any(_refused(m) for m in messages):
+        return InvalidArgumentError(f"nerdctl refused {command}: {detail}")
     return CRIError(f"{command} failed (exit {returncode}): {detail}")
 
 

@@ -13,7 +13,11 @@ CreateContainer                            4 (core: pod ``inspect``, pod's ``ps`
 StartContainer                             2, + 1 ``inspect`` off the RPC's path
                                            (to follow its log)
 StopContainer, RemoveContainer             2 (core's ``inspect``; ``stop``/``rm``)
-StopPodSandbox, RemovePodSandbox           3, + 1 per container to stop/remove
+StopPodSandbox, RemovePodSandbox           3, + 1 per container to stop/remove;
+                                           + CNI cleanup (cni.py): 1 plugin DEL,
+                                           1 ``iptables -S`` (+ 1 restore if a
+                                           rule is left); RemovePodSandbox + 1
+                                           ``inspect``
 ExecSync                                   1 ``exec`` (+ core's ``inspect``)
 Exec, Attach (streaming, interactive.py)   1 ``exec -i -t`` for the session; attach:
                                            1 ``inspect``, output from the json log
@@ -68,6 +72,7 @@ from pycri.streaming.streams import PortConnection, StreamIO
 from . import args as build
 from . import convert, interactive, specedit, stats
 from . import labels as labelcodec
+from .cni import PodNetwork, networks_of
 from .host import Cgroups, RuncState, exec_processes, kill_pids
 from .images import ImageStore
 from .logsource import json_log_source
@@ -103,6 +108,9 @@ class NerdctlShim(Shim):
         )
         self.images = ImageStore(self.runner, self.options)
         self.cgroups = Cgroups(self.options.cgroup_root, self.options.namespace)
+        self.pod_network = PodNetwork(
+            self.options.namespace, self.options.cni_path, self.options.cni_netconfpath
+        )
         self.copiers = LogCopiers()
         self._log_done: dict[str, threading.Event] = {}
         self._log_lock = threading.Lock()
@@ -174,6 +182,7 @@ class NerdctlShim(Shim):
         """Run a ``run``/``create``; remove what a failure left behind under ``name``."""
 
         def clean() -> None:
+            self._release_network_of(name)
             self.runner.run(["rm", "-f", name], check=False)
 
         try:
@@ -184,6 +193,26 @@ class NerdctlShim(Shim):
                 clean()
             raise
         return out.splitlines()[-1]
+
+    def _release_network_of(self, name: str) -> None:
+        """The CNI state of a sandbox whose ``run`` failed after nerdctl set up its network.
+
+        nerdctl's postStop hook frees the address then, but not the masquerade
+        rule (cni.py); containers of a pod join its netns and hold none.
+        """
+        result = self.runner.run(["container", "inspect", name], check=False)
+        try:
+            found = result.json() if result.returncode == 0 else []
+        except ValueError:
+            found = []
+        for data in found if isinstance(found, list) else []:
+            networks = networks_of(convert.raw_labels(data))
+            if not networks:
+                continue
+            try:
+                self.pod_network.release(data["Id"], networks)
+            except CRIError as err:  # the run's own error is the one to report
+                log.warning("cannot release the network of %s: %s", name, err.message)
 
     @staticmethod
     def _check_label_keys(*maps: Mapping[str, str]) -> None:
@@ -303,8 +332,17 @@ class NerdctlShim(Shim):
                 ["stop", "-t", str(SANDBOX_STOP_TIMEOUT), pod_id],
                 timeout=self.options.timeout + SANDBOX_STOP_TIMEOUT,
             )
+        # nerdctl releases the address only on rm and never the masquerade rule (cni.py);
+        # also when the pause died first, and on every repeated stop (after a kill -9)
+        self.pod_network.release(data["Id"], networks_of(convert.raw_labels(data)))
 
     def remove_pod_sandbox(self, pod_id: str) -> None:
+        data = self._inspect(pod_id, SANDBOX_KIND)
+        if (data.get("State") or {}).get("Running"):
+            self.stop_pod_sandbox(pod_id)  # core stops a ready pod first; this is the race
+        else:
+            # before rm: once the container is gone nothing names the pod's rules any more
+            self.pod_network.release(data["Id"], networks_of(convert.raw_labels(data)))
         self.runner.run(["rm", pod_id])
 
     def pod_sandbox_status(

@@ -6,11 +6,14 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pycri.api import api_pb2 as cri
 
 from .options import NerdctlOptions
+from .runner import NerdctlRunner, Result
 from .shim import NerdctlShim
 
 __all__ = ["Created", "TrackingShim", "nerdctl", "why_unavailable"]
@@ -65,30 +68,94 @@ class Created:
         return object_id
 
     def left(self, options: NerdctlOptions | None = None) -> dict[str, set[str]]:
-        """What of it still exists: containers, and CNI IP allocations held for them."""
+        """What of it still exists: containers, their CNI IP allocations, nat rules, CNI caches."""
         options = options or NerdctlOptions()
         existing = set(nerdctl("ps", "-a", "-q", "--no-trunc", options=options).split())
-        allocations = Path("/var/lib/cni/networks") / options.network
-        held: set[str] = set()
-        if allocations.is_dir():
-            for path in allocations.iterdir():
-                try:
-                    owner = path.read_text().split()[0] if path.name[0].isdigit() else ""
-                except (OSError, IndexError):
-                    continue
-                # host-local records "<namespace>-<container id>"
-                if owner.removeprefix(f"{options.namespace}-") in self.ids:
-                    held.add(f"{path.name} ({owner[:40]})")
-        found = {"containers": self.ids & existing, "ip_allocations": held}
+        # CNI knows a pod as "<namespace>-<container id>" (host-local's files, rule comments)
+        cni_ids = {f"{options.namespace}-{object_id}" for object_id in self.ids}
+        found = {
+            "containers": self.ids & existing,
+            "ip_allocations": self.ip_allocations(options, cni_ids),
+            "nat_rules": self.nat_rules(cni_ids),
+            "cni_result_caches": {
+                path.name
+                for path in _entries(Path("/var/lib/cni/results"))
+                if any(f"-{cni_id}-" in path.name for cni_id in cni_ids)
+            },
+        }
         return {k: v for k, v in found.items() if v}
+
+    @staticmethod
+    def ip_allocations(options: NerdctlOptions, cni_ids: set[str]) -> set[str]:
+        """host-local's files (``<ip>`` holding ``<cni id>\\n<ifname>``) that name ``cni_ids``."""
+        held: set[str] = set()
+        for path in _entries(Path("/var/lib/cni/networks") / options.network):
+            try:
+                owner = path.read_text().split()[0] if path.name[0].isdigit() else ""
+            except (OSError, IndexError):
+                continue
+            if owner in cni_ids:
+                held.add(f"{path.name} ({owner[:40]})")
+        return held
+
+    @staticmethod
+    def nat_rules(cni_ids: set[str]) -> set[str]:
+        """nat rules (IPv4 and IPv6) whose comment names one of ``cni_ids``.
+
+        The bridge plugin's masquerade rules and portmap's DNAT rules carry
+        ``id: "<cni id>"``; the rules inside their chains do too.
+        """
+        rules: set[str] = set()
+        for binary in ("iptables", "ip6tables"):
+            if shutil.which(binary) is None:
+                continue
+            listing = subprocess.run(
+                [binary, "-w", "-t", "nat", "-S"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=binary == "iptables",  # a host without IPv6 nat has no such rules
+            ).stdout
+            for line in listing.splitlines():
+                if any(f'id: \\"{cni_id}\\"' in line for cni_id in cni_ids):
+                    rules.add(f"{binary}: {line}")
+        return rules
+
+
+def _entries(directory: Path) -> list[Path]:
+    try:
+        return list(directory.iterdir())
+    except OSError:
+        return []
+
+
+class _TrackingRunner(NerdctlRunner):
+    """Records what a failed ``run``/``create`` left, before the shim removes it by name."""
+
+    def __init__(self, runner: NerdctlRunner, created: Created) -> None:
+        super().__init__(runner.binary, runner.global_args, runner.timeout, runner.env)
+        self.created = created
+
+    def run(self, args: Sequence[str], **kwargs: Any) -> Result:
+        if list(args[:2]) == ["rm", "-f"] and len(args) == 3:
+            found = super().run(["container", "inspect", args[2]], check=False)
+            if found.returncode == 0:
+                for data in json.loads(found.stdout or "[]"):
+                    self.created.add(data["Id"])
+        return super().run(args, **kwargs)
 
 
 class TrackingShim(NerdctlShim):
-    """A NerdctlShim that records every pod and container it creates in ``created``."""
+    """A NerdctlShim that records every pod and container it creates in ``created``.
+
+    Also those a failed RunPodSandbox or CreateContainer made and removed
+    again, so what they leave behind (a CNI rule) is found as well.
+    """
 
     def __init__(self, created: Created, options: NerdctlOptions | None = None) -> None:
         super().__init__(options)
         self.created = created
+        self.runner = _TrackingRunner(self.runner, created)
 
     def run_pod_sandbox(self, config: cri.PodSandboxConfig, runtime_handler: str) -> str:
         return self.created.add(super().run_pod_sandbox(config, runtime_handler))
