@@ -12,9 +12,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from pycri.api import api_pb2 as cri
 from pycri.errors import InvalidArgumentError
 
-__all__ = ["ImageReference", "is_image_id", "normalize_reference", "parse_reference"]
+__all__ = [
+    "ImageReference",
+    "is_image_id",
+    "is_sandbox_image",
+    "normalize_reference",
+    "parse_reference",
+]
 
 DEFAULT_DOMAIN = "docker.io"
 _ALNUM = r"[a-z0-9]+"
@@ -85,3 +92,20 @@ def normalize_reference(text: str) -> str:
     if is_image_id(text):
         return text
     return str(parse_reference(text))
+
+
+def is_sandbox_image(image: cri.Image, sandbox_image: str) -> bool:
+    """Whether ``image`` is the configured sandbox (pause) image, which the CRI pins.
+
+    ``sandbox_image`` is matched, normalised, against the image's tags and
+    digests; an id (or a prefix of at least 12 hex digits) against its id.
+    """
+    try:
+        wanted = normalize_reference(sandbox_image)
+    except InvalidArgumentError:
+        return False
+    if wanted in image.repo_tags or wanted in image.repo_digests:
+        return True
+    if not is_image_id(wanted):
+        return False
+    return image.id.removeprefix("sha256:").startswith(wanted.removeprefix("sha256:"))

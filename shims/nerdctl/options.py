@@ -17,6 +17,9 @@ class NerdctlOptions:
     """Everything configurable; every field can be given as a string."""
 
     nerdctl: str = "/usr/local/bin/nerdctl"
+    #: containerd's own CLI, for the one thing nerdctl refuses: RemoveImage of an image
+    #: a running container uses (found on PATH when not a path)
+    ctr: str = "ctr"
     #: containerd's socket (nerdctl ``--address``)
     address: str = "/run/containerd/containerd.sock"
     namespace: str = "pycri"
