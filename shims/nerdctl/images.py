@@ -7,7 +7,7 @@ removing one never removes the other.
 
 The sandbox (pause) image is reported ``pinned``, as containerd's CRI does,
 so the kubelet's image GC keeps it; RunPodSandbox pulls it when it is
-missing (``pull_sandbox_image``), once for all the calls that found it so.
+missing (``sandbox_pull``), once for all the calls that found it so.
 RemoveImage removes an image's names even while a running container uses
 it, as containerd's CRI does (the container keeps its snapshot): nerdctl
 refuses that ("cannot be forced"), so those names go through containerd's
@@ -21,7 +21,6 @@ import json
 import re
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 from pycri.api import api_pb2 as cri
 from pycri.core.images import (
     ImageReference,
+    SharedPull,
     is_image_id,
     is_sandbox_image,
     normalize_reference,
@@ -109,10 +109,8 @@ class ImageStore:
             options.timeout,
         )
         self.ctr.counter = runner.counter
-        self._sandbox_lock = threading.Lock()
-        #: sandbox image pulls tried so far, and how the last one failed (None: it worked)
-        self._sandbox_attempts = 0
-        self._sandbox_error: CRIError | None = None
+        #: RunPodSandbox's pull of a missing pause image, shared by concurrent calls
+        self.sandbox_pull = SharedPull(self._pull_sandbox_image)
 
     def _pin(self, image: cri.Image) -> cri.Image:
         image.pinned = is_sandbox_image(image, self.options.pause_image)
@@ -219,42 +217,21 @@ class ImageStore:
             if config_dir:
                 shutil.rmtree(config_dir, ignore_errors=True)
 
-    @property
-    def sandbox_pulls(self) -> int:
-        """A count to read before RunPodSandbox's ``run``, for ``pull_sandbox_image``."""
-        return self._sandbox_attempts
-
-    def pull_sandbox_image(self, seen: int) -> None:
-        """Pull the pause image, once for every RunPodSandbox that found it missing.
-
-        ``seen`` is ``sandbox_pulls`` from before the caller's ``run``: a pull
-        tried since then answers this call too, with its success or its error,
-        so N concurrent pods cost one pull (or one failure), not N.
-        """
-        with self._sandbox_lock:
-            if self._sandbox_attempts == seen:
-                self._sandbox_attempts += 1
-                self._sandbox_error = self._try_sandbox_pull()
-            error = self._sandbox_error
-        if error is not None:
-            raise error
-
-    def _try_sandbox_pull(self) -> CRIError | None:
+    def _pull_sandbox_image(self) -> None:
         image, namespace = self.options.pause_image, self.options.namespace
         try:
             # the CRI sends no credentials for it: nerdctl's own config applies
             self._pull(image, None)
-        except UnavailableError as err:
-            return err  # containerd is down: not the image's fault
+        except UnavailableError:
+            raise  # containerd is down: not the image's fault
         except CRIError as err:
-            return FailedPreconditionError(
+            raise FailedPreconditionError(
                 f"the sandbox image {image} is not in containerd namespace {namespace} and "
                 f"cannot be pulled ({err.message}); load it there (nerdctl --namespace "
                 f"{namespace} load -i pause.tar), let nerdctl reach its registry (nerdctl login "
                 "for credentials, --shim-option insecure_registries=HOST for plain HTTP), or "
                 "choose another with --shim-option pause_image=REF"
-            )
-        return None
+            ) from err
 
     def remove(self, image: str) -> None:
         """Remove the image with every name it has: one ``images`` and one ``rmi``."""

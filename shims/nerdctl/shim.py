@@ -295,13 +295,13 @@ class NerdctlShim(Shim):
         )
         # `run --pull never` keeps the usual path at one process; a missing pause
         # image (fresh node, `crictl rmi --prune`) is pulled, then run again
-        seen = self.images.sandbox_pulls
+        seen = self.images.sandbox_pull.attempts
         try:
             return self._run_or_clean(args, name)
         except NotFoundError as err:
             if _IMAGE_MISSING not in err.message:
                 raise
-        self.images.pull_sandbox_image(seen)
+        self.images.sandbox_pull.pull(seen)
         return self._run_or_clean(args, name)
 
     def stop_pod_sandbox(self, pod_id: str) -> None:
