@@ -64,7 +64,7 @@ class DockerShim(Shim):
         self.connection = DockerConnection(docker_host, float(timeout))
         self.lists = ListSnapshot(self.connection, float(list_window))
         self.logs = DockerLogs(self.connection)
-        self.images = DockerImages(self.connection, float(pull_stall_timeout))
+        self.images = DockerImages(self.connection, float(pull_stall_timeout), pause_image)
         self.sandboxes = Sandboxes(
             self.connection,
             self.lists,
