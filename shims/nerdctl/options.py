@@ -29,6 +29,7 @@ class NerdctlOptions:
     cni_netconfpath: str = "/etc/cni/net.d"
     #: the nerdctl network pods join (``bridge`` is nerdctl's default one)
     network: str = "bridge"
+    #: the sandbox image: pulled when missing (nerdctl's own credentials), reported pinned
     pause_image: str = "registry.k8s.io/pause:3.9"
     #: seconds any nerdctl call may take before it is killed
     timeout: float = 60.0

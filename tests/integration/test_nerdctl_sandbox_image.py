@@ -133,9 +133,9 @@ class Node:
 
 
 @contextmanager
-def fresh_node(pause: str, root: Path) -> Iterator[Node]:
+def fresh_node(pause: str, root: Path, ctr: str = "ctr") -> Iterator[Node]:
     namespace = f"pycri-fresh-{uuid.uuid4().hex[:8]}"
-    options = NerdctlOptions(namespace=namespace, pause_image=pause)
+    options = NerdctlOptions(namespace=namespace, pause_image=pause, ctr=ctr)
     created = Created()
     shim = TrackingShim(created, options)
     runtime = CRIRuntime(shim)
@@ -264,3 +264,15 @@ def test_an_unpullable_pause_image_is_a_clear_failed_precondition(
             node.run_pod()
         assert len(pulls) == 2
         assert json.loads(node.shim.info()["nerdctlProcesses"])
+
+
+def test_without_ctr_removing_a_running_pods_image_says_what_to_install(
+    registry_pause: str, tmp_path: Path
+) -> None:
+    with fresh_node(registry_pause, tmp_path, ctr=str(tmp_path / "no-ctr")) as node:
+        pod_id = node.run_pod()
+        spec = cri.ImageSpec(image=node.pause)
+        with pytest.raises(FailedPreconditionError, match=r"running container.*ctr=PATH"):
+            node.client.remove_image(cri.RemoveImageRequest(image=spec))
+        assert node.image(node.pause) is not None
+        assert node.ready(pod_id)
