@@ -9,12 +9,23 @@ never for a pull.
 
 from __future__ import annotations
 
+import copy
 import re
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from pycri.errors import InvalidArgumentError
+from pycri.api import api_pb2 as cri
+from pycri.errors import CRIError, InternalError, InvalidArgumentError
 
-__all__ = ["ImageReference", "is_image_id", "normalize_reference", "parse_reference"]
+__all__ = [
+    "ImageReference",
+    "SharedPull",
+    "is_image_id",
+    "is_sandbox_image",
+    "normalize_reference",
+    "parse_reference",
+]
 
 DEFAULT_DOMAIN = "docker.io"
 _ALNUM = r"[a-z0-9]+"
@@ -85,3 +96,60 @@ def normalize_reference(text: str) -> str:
     if is_image_id(text):
         return text
     return str(parse_reference(text))
+
+
+def is_sandbox_image(image: cri.Image, sandbox_image: str) -> bool:
+    """Whether ``image`` is the configured sandbox (pause) image, which the CRI pins.
+
+    ``sandbox_image`` is matched, normalised, against the image's tags and
+    digests; an id (or a prefix of at least 12 hex digits) against its id.
+    """
+    try:
+        wanted = normalize_reference(sandbox_image)
+    except InvalidArgumentError:
+        return False
+    if wanted in image.repo_tags or wanted in image.repo_digests:
+        return True
+    if not is_image_id(wanted):
+        return False
+    return image.id.removeprefix("sha256:").startswith(wanted.removeprefix("sha256:"))
+
+
+class SharedPull:
+    """One pull for every caller that found the image missing at the same time.
+
+    A caller reads ``attempts`` before the engine call that may find the image
+    missing, and passes it to ``pull`` when it did: a pull tried since then
+    answers it too, with that pull's success or its error. N pods starting
+    together on a node without the sandbox image thus cost one pull (or one
+    failure), not N; a later caller tries again.
+    """
+
+    def __init__(self, pull: Callable[[], None]) -> None:
+        self._pull = pull
+        self._lock = threading.Lock()
+        self._attempts = 0
+        self._error: CRIError | None = None
+
+    @property
+    def attempts(self) -> int:
+        return self._attempts
+
+    def pull(self, seen: int) -> None:
+        """Pull unless a pull was tried since ``seen``; raise the (shared) failure."""
+        with self._lock:
+            if self._attempts == seen:
+                self._error = None
+                try:
+                    self._pull()
+                except CRIError as err:
+                    self._error = err
+                except Exception as err:  # shared with callers that expect a CRIError
+                    self._error = InternalError(f"pulling the image failed: {err!r}")
+                # counted once over: a caller that read the count during the pull found
+                # the image missing too, and this pull answers it
+                self._attempts += 1
+            error = self._error
+        if error is not None:
+            # a copy each: one exception raised in several threads would share a traceback
+            raise copy.copy(error)

@@ -53,6 +53,11 @@ class ConformanceConfig:
     #: an image the runtime can pull and the suite removes afterwards; it must not be
     #: ``image`` itself under another name (RemoveImage drops every tag of an image id)
     pull_image: str = "docker.io/library/busybox:1.36"
+    #: the shim's sandbox (pause) image, which RunPodSandbox pulls when missing
+    sandbox_image: str = "registry.k8s.io/pause:3.9"
+    #: whether the suite may remove ``sandbox_image`` (it must be pullable again and
+    #: used by nothing else: other runs sharing the engine need theirs)
+    sandbox_image_removable: bool = False
     #: seconds to wait for a container to reach a state
     state_timeout: float = 30.0
     #: containers that print a line and exit, each log read the moment it says EXITED
@@ -105,11 +110,12 @@ class PodFactory:
         command: list[str],
         *,
         start: bool = True,
+        image: str = "",
         **labels: str,
     ) -> str:
         config = cri.ContainerConfig(
             metadata=cri.ContainerMetadata(name=name),
-            image=cri.ImageSpec(image=self.image),
+            image=cri.ImageSpec(image=image or self.image),
             command=command,
             log_path=f"{name}.log",
             labels={"pycri.test": "conformance", **labels},
@@ -522,6 +528,72 @@ class ShimConformance:
         client.remove_image(cri.RemoveImageRequest(image=spec))
         client.remove_image(cri.RemoveImageRequest(image=spec))
         assert not client.image_status(cri.ImageStatusRequest(image=spec)).HasField("image")
+
+    @staticmethod
+    def image(client: CRIClient, ref: str) -> cri.Image | None:
+        found = client.image_status(cri.ImageStatusRequest(image=cri.ImageSpec(image=ref)))
+        return found.image if found.HasField("image") else None
+
+    @staticmethod
+    def tagged(client: CRIClient) -> dict[str, cri.Image]:
+        """ListImages by tag."""
+        return {tag: i for i in client.list_images().images for tag in i.repo_tags}
+
+    def test_sandbox_image_is_pinned(
+        self, client: CRIClient, pods: PodFactory, conformance: ConformanceConfig
+    ) -> None:
+        """So that the kubelet's image GC (and ``crictl rmi --prune``) keep it."""
+        pods.run()  # the sandbox image is there now, pulled if it was not
+        listed = self.tagged(client)
+        assert listed[conformance.sandbox_image].pinned
+        assert not listed[conformance.image].pinned
+        sandbox = self.image(client, conformance.sandbox_image)
+        assert sandbox is not None
+        assert sandbox.pinned
+        by_id = self.image(client, sandbox.id)
+        assert by_id is not None
+        assert by_id.pinned
+        other = self.image(client, conformance.image)
+        assert other is not None
+        assert not other.pinned
+
+    def test_remove_image_of_a_running_container(
+        self, client: CRIClient, pods: PodFactory, conformance: ConformanceConfig
+    ) -> None:
+        """containerd's CRI: the image goes at once, its containers keep running."""
+        spec = cri.ImageSpec(image=conformance.pull_image)
+        client.pull_image(cri.PullImageRequest(image=spec))
+        pod_id, pod = pods.run()
+        container_id = pods.container(
+            pod_id, pod, "user", ["sleep", "300"], image=conformance.pull_image
+        )
+        client.remove_image(cri.RemoveImageRequest(image=spec))
+        assert self.image(client, conformance.pull_image) is None
+        assert conformance.pull_image not in self.tagged(client)
+        assert self.status(client, container_id).state == cri.CONTAINER_RUNNING
+        result = client.exec_sync(
+            cri.ExecSyncRequest(container_id=container_id, cmd=["echo", "alive"], timeout=20)
+        )
+        assert result.stdout == b"alive\n"
+        client.remove_pod_sandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
+
+    def test_sandbox_image_removed_under_a_running_pod(
+        self, client: CRIClient, pods: PodFactory, conformance: ConformanceConfig
+    ) -> None:
+        """The pod keeps running; the next RunPodSandbox pulls the image again, pinned."""
+        if not conformance.sandbox_image_removable:
+            pytest.skip("this run's sandbox image is shared; the shim's own tests remove theirs")
+        first, _ = pods.run()
+        spec = cri.ImageSpec(image=conformance.sandbox_image)
+        client.remove_image(cri.RemoveImageRequest(image=spec))
+        assert self.image(client, conformance.sandbox_image) is None
+        second, _ = pods.run()
+        for pod_id in (first, second):
+            status = client.pod_sandbox_status(cri.PodSandboxStatusRequest(pod_sandbox_id=pod_id))
+            assert status.status.state == cri.SANDBOX_READY
+        again = self.image(client, conformance.sandbox_image)
+        assert again is not None
+        assert again.pinned
 
     def test_bad_image_reference_is_invalid(self, client: CRIClient) -> None:
         with pytest.raises(InvalidArgumentError, match="image"):

@@ -1,4 +1,14 @@
-"""The CRI image service on Docker's image store."""
+"""The CRI image service on Docker's image store.
+
+RemoveImage follows containerd's CRI, not ``docker rmi``: it removes every
+name of the image and answers OK even while containers use it. Docker keeps
+an image a running container uses (it refuses even a forced delete), so the
+image is left without any name; the CRI no longer sees it (ListImages and
+ImageStatus leave nameless images out, as containerd has no such images),
+the containers keep running, and the next RunPodSandbox or PullImage fetches
+it again. Docker keeps the nameless image after those containers are gone,
+until ``docker image prune``. The sandbox (pause) image is reported ``pinned``.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +24,14 @@ import docker.auth
 import docker.errors
 
 from pycri.api import api_pb2 as cri
-from pycri.core.images import is_image_id, normalize_reference, parse_reference
+from pycri.core.images import (
+    is_image_id,
+    is_sandbox_image,
+    normalize_reference,
+    parse_reference,
+)
 from pycri.errors import (
     DeadlineExceededError,
-    FailedPreconditionError,
     InternalError,
     InvalidArgumentError,
     NotFoundError,
@@ -124,14 +138,26 @@ class _Progress:
 class DockerImages:
     """Images of one Docker shim; a pull with no progress for ``stall_timeout`` s fails."""
 
-    def __init__(self, connection: DockerConnection, stall_timeout: float = 60.0) -> None:
+    def __init__(
+        self, connection: DockerConnection, stall_timeout: float = 60.0, sandbox_image: str = ""
+    ) -> None:
         self._conn = connection
         self.stall_timeout = stall_timeout
+        #: reported pinned, so that the kubelet's image GC keeps it
+        self.sandbox_image = sandbox_image
+
+    def _cri_image(self, data: Mapping[str, Any]) -> cri.Image | None:
+        """The CRI's view of a Docker image: None for one without any name (see above)."""
+        image = _image(data)
+        if not image.repo_tags and not image.repo_digests:
+            return None
+        image.pinned = is_sandbox_image(image, self.sandbox_image)
+        return image
 
     def list_images(self) -> list[cri.Image]:
         with self._conn.errors("listing images"):
             entries: list[Mapping[str, Any]] = self._conn.api.images()
-        return [_image(entry) for entry in entries]
+        return [image for entry in entries if (image := self._cri_image(entry)) is not None]
 
     def _inspect(self, image: str) -> Mapping[str, Any] | None:
         try:
@@ -143,7 +169,7 @@ class DockerImages:
 
     def image_status(self, image: str) -> cri.Image | None:
         data = self._inspect(image)
-        return None if data is None else _image(data)
+        return None if data is None else self._cri_image(data)
 
     def pull_image(
         self,
@@ -189,25 +215,16 @@ class DockerImages:
         return str(data["Id"])
 
     def remove_image(self, image: str) -> None:
-        """Untag every tag of the image, then delete it; refuse while containers use it."""
+        """Remove every name of the image, then the image unless a running container uses it."""
         data = self._inspect(image)
-        if data is None:
+        if data is None or self._cri_image(data) is None:
             raise NotFoundError(f"image {image} not found")
         image_id = str(data["Id"])
-        what = f"removing image {image}"
-        with self._conn.errors(what):
+        with self._conn.errors(f"removing image {image}"):
             api = self._conn.api
-            users = [
-                c
-                for c in api.containers(all=True, filters={"ancestor": image_id})
-                if c.get("ImageID") == image_id
-            ]
-            if users:
-                names = ", ".join(c["Names"][0].lstrip("/") for c in users[:3])
-                raise FailedPreconditionError(
-                    f"{what}: it is used by {len(users)} container(s) ({names}); remove them first"
-                )
-            # Docker refuses to delete by id an image that has several tags: untag first.
+            # Docker deletes by id only an image with one name: untag first. force: a
+            # stopped container's image goes too (containerd's CRI removes it as well),
+            # a running container's stays, nameless, until that container is removed.
             for ref in [*(data.get("RepoTags") or []), *(data.get("RepoDigests") or [])]:
                 if ref not in _NONE and not is_image_id(ref):
                     _remove(api, ref)
@@ -238,9 +255,14 @@ class DockerImages:
 
 def _remove(api: Any, ref: str) -> None:
     try:
-        api.remove_image(ref, force=False)
+        api.remove_image(ref, force=True)
     except docker.errors.NotFound:
         pass  # an earlier untag already deleted it
+    except docker.errors.APIError as err:
+        if err.status_code != 409:
+            raise
+        # "cannot be forced": a running container uses it; its names are gone already
+        log.debug("image %s kept for the containers running it: %s", ref, err.explanation)
 
 
 def _pull_error(image: str, message: str) -> Exception:

@@ -12,7 +12,8 @@ from google.protobuf import json_format
 from pycri.api import api_pb2 as cri
 from pycri.core.engine import SANDBOX_KIND, encode_labels
 from pycri.core.engine_names import DOCKER_NAMES, sandbox_name
-from pycri.errors import FailedPreconditionError, NotFoundError
+from pycri.core.images import SharedPull
+from pycri.errors import CRIError, FailedPreconditionError, NotFoundError, UnavailableError
 from pycri_shims.docker.connection import DockerConnection
 from pycri_shims.docker.convert import create, sandbox_body
 from pycri_shims.docker.decode import (
@@ -71,6 +72,8 @@ class Sandboxes:
         self._lists = lists
         self.pause_image = pause_image
         self._pull = pull
+        #: one pull of a missing pause image for all the pods that found it missing
+        self._pause_pull = SharedPull(self._pull_pause_image)
 
     def run(self, config: cri.PodSandboxConfig, runtime_handler: str) -> str:
         ns = json_format.MessageToDict(config.linux.security_context.namespace_options)
@@ -90,12 +93,13 @@ class Sandboxes:
         body = sandbox_body(config, image=self.pause_image, labels=labels)
         name = sandbox_name(config.metadata, DOCKER_NAMES)
         what = f"creating pod sandbox {name}"
+        seen = self._pause_pull.attempts
         try:
             with self._conn.errors(what):
                 pod_id = create(self._conn.api, name, body)
         except NotFoundError:
             # Docker's 404 here means the image: pull the pause image once, then retry.
-            self._pull_pause_image()
+            self._pause_pull.pull(seen)
             with self._conn.errors(what):
                 pod_id = create(self._conn.api, name, body)
         try:
@@ -108,13 +112,18 @@ class Sandboxes:
         return pod_id
 
     def _pull_pause_image(self) -> None:
+        # the CRI sends no credentials for it: Docker's own config applies (pull_image)
         try:
             self._pull(self.pause_image)
-        except Exception as err:
+        except UnavailableError:
+            raise  # dockerd is down: not the image's fault
+        except CRIError as err:
             raise FailedPreconditionError(
                 f"the pause image {self.pause_image} is not in Docker's image store and "
-                f"cannot be pulled ({err}); load it (docker load / docker import) or choose "
-                "another with --shim-option pause_image=REF"
+                f"cannot be pulled ({err.message}); load it (docker load / docker import), "
+                "let dockerd reach its registry (docker login for credentials, "
+                "--insecure-registry for plain HTTP), or choose another with "
+                "--shim-option pause_image=REF"
             ) from err
 
     def inspect(self, pod_id: str) -> Mapping[str, Any]:

@@ -3,7 +3,8 @@
 Options (``--shim-option KEY=VALUE``):
 
 * ``docker_host`` — the daemon (default ``$DOCKER_HOST`` or unix:///var/run/docker.sock);
-* ``pause_image`` — the sandbox image (default registry.k8s.io/pause:3.9);
+* ``pause_image`` — the sandbox image (default registry.k8s.io/pause:3.9), pulled
+  when missing with Docker's own credentials, reported pinned;
 * ``timeout`` — seconds any one Docker call may take (default 30);
 * ``stats_workers`` — stats calls in flight at once, for ListContainerStats (default 256;
   dockerd answers them all at its next once-a-second tick, see stats.py);
@@ -64,7 +65,7 @@ class DockerShim(Shim):
         self.connection = DockerConnection(docker_host, float(timeout))
         self.lists = ListSnapshot(self.connection, float(list_window))
         self.logs = DockerLogs(self.connection)
-        self.images = DockerImages(self.connection, float(pull_stall_timeout))
+        self.images = DockerImages(self.connection, float(pull_stall_timeout), pause_image)
         self.sandboxes = Sandboxes(
             self.connection,
             self.lists,

@@ -19,9 +19,17 @@ from pycri.core.filters import image_matches
 from pycri.core.images import is_image_id, parse_reference
 from pycri.errors import NotFoundError
 
-__all__ = ["DEFAULT_PRELOAD", "FakeImage", "ImageConfig", "ImageStore", "image_config_for"]
+__all__ = [
+    "DEFAULT_PAUSE_IMAGE",
+    "DEFAULT_PRELOAD",
+    "FakeImage",
+    "ImageConfig",
+    "ImageStore",
+    "image_config_for",
+]
 
-DEFAULT_PRELOAD = ("registry.k8s.io/pause:3.9", "docker.io/library/busybox:latest")
+DEFAULT_PAUSE_IMAGE = "registry.k8s.io/pause:3.9"
+DEFAULT_PRELOAD = (DEFAULT_PAUSE_IMAGE, "docker.io/library/busybox:latest")
 _PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _MIB = 1024 * 1024
 
@@ -97,8 +105,6 @@ class FakeImage:
     repo_digests: list[str]
     size: int
     config: ImageConfig
-    #: containerd pins the sandbox (pause) image so that image GC never removes it
-    pinned: bool = False
 
     @property
     def name(self) -> str:
@@ -113,7 +119,6 @@ class FakeImage:
             size=self.size,
             username="",
             spec=cri.ImageSpec(image=self.name),
-            pinned=self.pinned,
         )
 
     def argv(self, command: Sequence[str], args: Sequence[str]) -> list[str]:
@@ -171,7 +176,6 @@ class ImageStore:
                 # a little deterministic variety between tags of one repository
                 size=config.size + int(digest[7:11], 16) % 4096,
                 config=config,
-                pinned=config.pause,
             )
             self._images[image_id] = image
         if parsed.tag is not None and ref not in image.repo_tags:

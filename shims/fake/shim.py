@@ -23,7 +23,12 @@ from typing import Any, ClassVar, Self
 
 from pycri import __version__
 from pycri.api import api_pb2 as cri
-from pycri.core.images import is_image_id, normalize_reference, parse_reference
+from pycri.core.images import (
+    is_image_id,
+    is_sandbox_image,
+    normalize_reference,
+    parse_reference,
+)
 from pycri.core.logs import CRILogWriter
 from pycri.errors import (
     DeadlineExceededError,
@@ -37,7 +42,7 @@ from pycri.shim import PullProgress, Shim
 from pycri.streaming.streams import PortConnection, StreamIO
 
 from .faults import FaultInjector
-from .images import DEFAULT_PRELOAD, FakeImage, ImageStore, image_config_for
+from .images import DEFAULT_PAUSE_IMAGE, DEFAULT_PRELOAD, FakeImage, ImageStore, image_config_for
 from .network import FakeNetwork
 from .processes import (
     FakeFS,
@@ -123,6 +128,7 @@ class FakeShim(Shim):
         pod_cidr: str = DEFAULT_POD_CIDR,
         network_ready: bool = True,
         runtime_ready: bool = True,
+        pause_image: str = DEFAULT_PAUSE_IMAGE,
     ) -> None:
         super().__init__()
         if pull_delay < 0:
@@ -137,6 +143,8 @@ class FakeShim(Shim):
         self._images = ImageStore(None if registry is None else _names(registry))
         self._handlers = ["", *(h for h in _names(runtime_handlers) if h)]
         self.pull_delay = pull_delay
+        #: the sandbox image: "pulled" by RunPodSandbox when missing, reported pinned
+        self.pause_image = normalize_reference(pause_image)
         #: set False to report the NetworkReady / RuntimeReady condition as failing
         self.network_ready = network_ready
         self.runtime_ready = runtime_ready
@@ -162,12 +170,12 @@ class FakeShim(Shim):
                     ) from None
             elif key in ("network_ready", "runtime_ready"):
                 kwargs[key] = _flag(key, value)
-            elif key == "pod_cidr":
+            elif key in ("pod_cidr", "pause_image"):
                 kwargs[key] = value
             else:
                 raise ValueError(
                     f"unknown fake shim option {key!r}; known: preload, registry, pull_delay, "
-                    "runtime_handlers, pod_cidr, network_ready, runtime_ready"
+                    "runtime_handlers, pod_cidr, network_ready, runtime_ready, pause_image"
                 )
         return cls(**kwargs)
 
@@ -266,6 +274,7 @@ class FakeShim(Shim):
             self._check_open()
             if runtime_handler not in self._handlers:
                 raise InvalidArgumentError(f"runtime handler {runtime_handler!r} is not configured")
+            self._ensure_pause_image()
             host_network = config.linux.security_context.namespace_options.network == cri.NODE
             ip = "" if host_network else self._ipam.allocate()
             sandbox = SandboxRecord.create(config, runtime_handler, time.time_ns(), ip)
@@ -273,6 +282,20 @@ class FakeShim(Shim):
             sandbox.network = self._host_network if host_network else FakeNetwork(name)
             self._sandboxes[sandbox.id] = sandbox
         return sandbox.id
+
+    def _ensure_pause_image(self) -> None:
+        """Pull the sandbox image when missing, as the engine shims do (under the lock)."""
+        if self._images.find(self.pause_image) is not None:
+            return
+        try:
+            self._images.check_pullable(self.pause_image)
+        except NotFoundError as err:
+            raise FailedPreconditionError(
+                f"the sandbox image {self.pause_image} is not in the fake image store and "
+                f"cannot be pulled ({err.message}); preload it or choose another with "
+                "--shim-option pause_image=REF"
+            ) from err
+        self._images.add(self.pause_image)
 
     def stop_pod_sandbox(self, pod_id: str) -> None:
         with self._lock:
@@ -310,10 +333,7 @@ class FakeShim(Shim):
     ) -> tuple[cri.PodSandboxStatus, dict[str, str]]:
         with self._lock:
             sandbox = self._sandbox(pod_id)
-            pause = next(
-                (i.name for i in self._images.images() if i.config.pause), "registry.k8s.io/pause"
-            )
-            return sandbox.to_status(), sandbox.info(pause) if verbose else {}
+            return sandbox.to_status(), sandbox.info(self.pause_image) if verbose else {}
 
     def list_pod_sandboxes(self, hint: cri.PodSandboxFilter | None) -> list[cri.PodSandbox]:
         with self._lock:
@@ -730,14 +750,19 @@ class FakeShim(Shim):
 
     # -- images -------------------------------------------------------------------------------
 
+    def _message(self, image: FakeImage) -> cri.Image:
+        message = image.to_message()
+        message.pinned = is_sandbox_image(message, self.pause_image)
+        return message
+
     def list_images(self) -> list[cri.Image]:
         with self._lock:
-            return [image.to_message() for image in self._images.images()]
+            return [self._message(image) for image in self._images.images()]
 
     def image_status(self, image: str) -> cri.Image | None:
         with self._lock:
             found = self._images.find(image)
-            return found.to_message() if found else None
+            return self._message(found) if found else None
 
     def pull_image(
         self,
@@ -771,18 +796,7 @@ class FakeShim(Shim):
             found = self._images.find(image)
             if found is None:
                 raise NotFoundError(f"image {image!r} not found")
-            users = sorted(
-                c.id[:13]
-                for c in self._containers.values()
-                if c.image_id == found.id and c.state == cri.CONTAINER_RUNNING
-            )
-            if users:
-                # Docker refuses this, containerd allows it: refusing keeps running containers
-                # consistent with the store
-                raise FailedPreconditionError(
-                    f"image {found.name} is in use by running container(s) {', '.join(users)}: "
-                    "stop them before removing the image"
-                )
+            # as containerd's CRI: gone even while containers use it; they keep running
             self._images.remove(found)
 
     def image_fs_info(self) -> cri.ImageFsInfoResponse:

@@ -4,6 +4,14 @@ An image's CRI id is the digest of its target (manifest or index), the
 IMAGE ID nerdctl prints, not containerd's config digest: two images pulled
 from different registries share a config but are separate images here, so
 removing one never removes the other.
+
+The sandbox (pause) image is reported ``pinned``, as containerd's CRI does,
+so the kubelet's image GC keeps it; RunPodSandbox pulls it when it is
+missing (``sandbox_pull``), once for all the calls that found it so.
+RemoveImage removes an image's names even while a running container uses
+it, as containerd's CRI does (the container keeps its snapshot): nerdctl
+refuses that ("cannot be forced"), so those names go through containerd's
+own ``ctr``.
 """
 
 from __future__ import annotations
@@ -14,12 +22,25 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pycri.api import api_pb2 as cri
-from pycri.core.images import ImageReference, is_image_id, normalize_reference, parse_reference
-from pycri.errors import InvalidArgumentError, NotFoundError
+from pycri.core.images import (
+    ImageReference,
+    SharedPull,
+    is_image_id,
+    is_sandbox_image,
+    normalize_reference,
+    parse_reference,
+)
+from pycri.errors import (
+    CRIError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+    UnavailableError,
+)
 
 from .options import NerdctlOptions
 from .runner import NerdctlRunner, error_for, fatal_messages
@@ -28,6 +49,8 @@ __all__ = ["ImageStore", "parse_size"]
 
 _SIZE = re.compile(r"^\s*([0-9.]+)\s*([KMGTP]?i?B)\s*$", re.IGNORECASE)
 _UNITS = {"B": 1, "K": 1000, "M": 1000**2, "G": 1000**3, "T": 1000**4, "P": 1000**5}
+#: nerdctl's refusal to remove the image of a running container, even with -f
+_IN_USE = "image is being used by running container"
 
 
 def parse_size(text: str) -> int:
@@ -79,6 +102,19 @@ class ImageStore:
     def __init__(self, runner: NerdctlRunner, options: NerdctlOptions) -> None:
         self.runner = runner
         self.options = options
+        # containerd's ctr, for what nerdctl refuses; counted with nerdctl's processes
+        self.ctr = NerdctlRunner(
+            options.ctr,
+            ["--address", options.address, "--namespace", options.namespace],
+            options.timeout,
+        )
+        self.ctr.counter = runner.counter
+        #: RunPodSandbox's pull of a missing pause image, shared by concurrent calls
+        self.sandbox_pull = SharedPull(self._pull_sandbox_image)
+
+    def _pin(self, image: cri.Image) -> cri.Image:
+        image.pinned = is_sandbox_image(image, self.options.pause_image)
+        return image
 
     # -- reading --------------------------------------------------------------
 
@@ -99,7 +135,7 @@ class ImageStore:
             digest = _repo_digest(name, image_id)
             if name and digest not in image.repo_digests:
                 image.repo_digests.append(digest)
-        return list(by_id.values())
+        return [self._pin(image) for image in by_id.values()]
 
     def _inspect(self, ref: str) -> dict[str, Any] | None:
         try:
@@ -137,6 +173,7 @@ class ImageStore:
         if found is not None:  # inspect names one tag; the list knows them all
             del found.repo_tags[:]
             found.repo_tags.extend(t for t in _normalize(names) if "@" not in t)
+            self._pin(found)
         return found
 
     def _from_inspect(self, ref: str) -> cri.Image | None:
@@ -152,7 +189,7 @@ class ImageStore:
             size=int(data.get("Size") or 0),
         )
         _user(image, (data.get("Config") or {}).get("User") or "")
-        return image
+        return self._pin(image)
 
     def ref_of(self, image: str) -> str:
         """The CRI id of an image in the store (NotFoundError when absent)."""
@@ -164,6 +201,11 @@ class ImageStore:
     # -- changing -------------------------------------------------------------
 
     def pull(self, image: str, auth: cri.AuthConfig | None) -> str:
+        self._pull(image, auth)
+        return self.ref_of(image)
+
+    def _pull(self, image: str, auth: cri.AuthConfig | None) -> None:
+        """``nerdctl pull``; without ``auth``, with nerdctl's own credentials (docker config)."""
         domain = parse_reference(image).domain
         args = ["--insecure-registry"] if self.options.is_insecure(domain) else []
         args += ["pull", "--quiet", image]
@@ -174,7 +216,22 @@ class ImageStore:
         finally:
             if config_dir:
                 shutil.rmtree(config_dir, ignore_errors=True)
-        return self.ref_of(image)
+
+    def _pull_sandbox_image(self) -> None:
+        image, namespace = self.options.pause_image, self.options.namespace
+        try:
+            # the CRI sends no credentials for it: nerdctl's own config applies
+            self._pull(image, None)
+        except UnavailableError:
+            raise  # containerd is down: not the image's fault
+        except CRIError as err:
+            raise FailedPreconditionError(
+                f"the sandbox image {image} is not in containerd namespace {namespace} and "
+                f"cannot be pulled ({err.message}); load it there (nerdctl --namespace "
+                f"{namespace} load -i pause.tar), let nerdctl reach its registry (nerdctl login "
+                "for credentials, --shim-option insecure_registries=HOST for plain HTTP), or "
+                "choose another with --shim-option pause_image=REF"
+            ) from err
 
     def remove(self, image: str) -> None:
         """Remove the image with every name it has: one ``images`` and one ``rmi``."""
@@ -190,11 +247,25 @@ class ImageStore:
             raise InvalidArgumentError(f"image id prefix {image!r} matches several images")
         names = sorted({r["Name"] for r in rows if _digest_id(r["ID"]) in target})
         # -f: like containerd's CRI, remove it even when a container was made from it
-        # (the container keeps its snapshot). -f also turns nerdctl's failures into
-        # exit 0 with an error line, so those lines decide.
-        result = self.runner.run(["rmi", "-f", *names])
-        if fatal_messages(result.stderr):
-            raise error_for(result.argv, 1, result.stderr)
+        # (the container keeps its snapshot). -f also turns some of nerdctl's failures
+        # into exit 0 with an error line, so those lines decide.
+        result = self.runner.run(["rmi", "-f", *names], check=False)
+        messages = fatal_messages(result.stderr)
+        if any(_IN_USE in message for message in messages):
+            self._remove_in_use(names)
+        elif messages or result.returncode != 0:
+            raise error_for(result.argv, result.returncode or 1, result.stderr)
+
+    def _remove_in_use(self, names: Sequence[str]) -> None:
+        """Remove names nerdctl will not while a container runs (containerd's CRI does)."""
+        if shutil.which(self.options.ctr) is None:
+            raise FailedPreconditionError(
+                f"image {names[0]} is used by a running container: nerdctl cannot remove it, "
+                f"and containerd's ctr, which can, is not at {self.options.ctr!r}; install "
+                "containerd's ctr or point the shim at it with --shim-option ctr=PATH"
+            )
+        # the running container keeps its snapshot; a name gone meanwhile is only a warning
+        self.ctr.run(["images", "rm", *names])
 
     def fs_info(self) -> cri.ImageFsInfoResponse:
         """The snapshotter's directory, and the unpacked size of every image."""

@@ -17,6 +17,9 @@ class NerdctlOptions:
     """Everything configurable; every field can be given as a string."""
 
     nerdctl: str = "/usr/local/bin/nerdctl"
+    #: containerd's own CLI, for the one thing nerdctl refuses: RemoveImage of an image
+    #: a running container uses (found on PATH when not a path)
+    ctr: str = "ctr"
     #: containerd's socket (nerdctl ``--address``)
     address: str = "/run/containerd/containerd.sock"
     namespace: str = "pycri"
@@ -26,6 +29,7 @@ class NerdctlOptions:
     cni_netconfpath: str = "/etc/cni/net.d"
     #: the nerdctl network pods join (``bridge`` is nerdctl's default one)
     network: str = "bridge"
+    #: the sandbox image: pulled when missing (nerdctl's own credentials), reported pinned
     pause_image: str = "registry.k8s.io/pause:3.9"
     #: seconds any nerdctl call may take before it is killed
     timeout: float = 60.0

@@ -7,7 +7,9 @@ counts are logged at debug and reported in ``Status`` verbose info):
 ListPodSandbox, ListContainers             1 ``ps -a --format json`` + label filters
 PodSandboxStatus, ContainerStatus          1 ``container inspect`` (+ runc state,
                                            cgroup files: start time, OOM kill)
-RunPodSandbox                              2 (core's name check ``ps``; ``run -d``)
+RunPodSandbox                              2 (core's name check ``ps``; ``run -d``);
+                                           pause image missing: + ``pull``, ``run``
+                                           again (one pull for concurrent calls)
 CreateContainer                            4 (core: pod ``inspect``, pod's ``ps``;
                                            ``image inspect``; ``create``)
 StartContainer                             2, + 1 ``inspect`` off the RPC's path
@@ -23,7 +25,8 @@ Exec, Attach (streaming, interactive.py)   1 ``exec -i -t`` for the session; att
                                            1 ``inspect``, output from the json log
 ContainerStats / ListContainerStats        1 ``inspect`` / 1 ``ps``; numbers from
                                            cgroup files (see stats.py)
-ListImages, ImageStatus, ImageFsInfo       1; PullImage, RemoveImage: 2
+ListImages, ImageStatus, ImageFsInfo       1; PullImage, RemoveImage: 2 (+ 1 ``ctr
+                                           images rm`` when a running container uses it)
 container logs                             0: nerdctl's json log file is read
 =========================================  =====================================
 
@@ -86,6 +89,8 @@ __all__ = ["NerdctlShim"]
 _PLAIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:-]*$")
 log = logging.getLogger(__name__)
 
+#: nerdctl's answer to ``run --pull never`` without the image
+_IMAGE_MISSING = "image not available"
 #: seconds the pause container gets to exit on SIGTERM
 SANDBOX_STOP_TIMEOUT = 10
 #: how long RemoveContainer lets a copier write the container's last lines
@@ -188,8 +193,9 @@ class NerdctlShim(Shim):
         try:
             out = self.runner.run_despite_bystanders(args, before_retry=clean).stdout.strip()
         except CRIError as err:
-            # a name taken by another container is not ours to remove
-            if "is already used by" not in err.message:
+            # a name taken by another container is not ours to remove; a missing
+            # image stops nerdctl before it creates anything
+            if "is already used by" not in err.message and _IMAGE_MISSING not in err.message:
                 clean()
             raise
         return out.splitlines()[-1]
@@ -323,6 +329,15 @@ class NerdctlShim(Shim):
         args = build.sandbox_args(
             config, name, engine_labels, self.options.network, self.options.pause_image
         )
+        # `run --pull never` keeps the usual path at one process; a missing pause
+        # image (fresh node, `crictl rmi --prune`) is pulled, then run again
+        seen = self.images.sandbox_pull.attempts
+        try:
+            return self._run_or_clean(args, name)
+        except NotFoundError as err:
+            if _IMAGE_MISSING not in err.message:
+                raise
+        self.images.sandbox_pull.pull(seen)
         return self._run_or_clean(args, name)
 
     def stop_pod_sandbox(self, pod_id: str) -> None:

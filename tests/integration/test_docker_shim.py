@@ -559,16 +559,6 @@ def test_pull_progress_and_remove_every_tag(env: Endpoint, pushed_image: str) ->
     assert not env.client.image_status(cri.ImageStatusRequest(image=spec)).HasField("image")
 
 
-def test_remove_image_in_use_fails_and_keeps_tags(env: Endpoint) -> None:
-    pod_id, pod = env.run_pod("inuse")
-    env.sleeper(pod_id, pod)
-    with pytest.raises(FailedPreconditionError, match="used by"):
-        env.client.remove_image(cri.RemoveImageRequest(image=cri.ImageSpec(image="busybox")))
-    assert env.client.image_status(
-        cri.ImageStatusRequest(image=cri.ImageSpec(image="busybox"))
-    ).HasField("image")
-
-
 def test_auth_config_mapping() -> None:
     auth = cri.AuthConfig(auth="dXNlcjpzM2NyZXQ=", identity_token="tok")
     assert auth_header_config(auth, "registry.example") == {

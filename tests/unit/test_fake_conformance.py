@@ -6,11 +6,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from pycri.testing.conformance import ShimConformance
+from pycri.testing.conformance import ConformanceConfig, ShimConformance
 from pycri_shims.fake import FakeShim
 
 
 class TestFakeConformance(ShimConformance):
+    @pytest.fixture
+    def conformance(self) -> ConformanceConfig:
+        # each test has a FakeShim of its own, which "pulls" anything
+        return ConformanceConfig(sandbox_image_removable=True)
+
     @pytest.fixture
     def shim(self) -> Iterator[FakeShim]:
         shim = FakeShim()

@@ -581,13 +581,35 @@ def test_image_ids_are_deterministic() -> None:
         second.close()
 
 
-def test_images_in_use_by_running_containers_are_kept(fake: FakeShim, pod: Pod) -> None:
+def test_images_in_use_go_and_their_containers_keep_running(fake: FakeShim, pod: Pod) -> None:
+    """containerd's CRI removes an image whatever uses it; Docker's rmi would refuse."""
     container_id = pod.run("app", ["sleep", "60"])
-    with pytest.raises(FailedPreconditionError, match="in use by running container"):
-        fake.remove_image(BUSYBOX)
-    pod.runtime.stop_container(cri.StopContainerRequest(container_id=container_id, timeout=1))
     fake.remove_image(BUSYBOX)
     assert fake.image_status(BUSYBOX) is None
+    status = pod.runtime.container_status(cri.ContainerStatusRequest(container_id=container_id))
+    assert status.status.state == cri.CONTAINER_RUNNING
+
+
+def test_run_pod_sandbox_pulls_a_missing_pause_image_and_pins_it() -> None:
+    fake = FakeShim(preload=(), pause_image="registry.example/pause:1")
+    try:
+        config = cri.PodSandboxConfig(
+            metadata=cri.PodSandboxMetadata(name="p", namespace="ns", uid="u")
+        )
+        fake.run_pod_sandbox(config, "")
+        [pause] = fake.list_images()
+        assert pause.repo_tags == ["registry.example/pause:1"]
+        assert pause.pinned
+    finally:
+        fake.close()
+    strict = FakeShim(preload=(), registry=["busybox:1.36"])
+    try:
+        with pytest.raises(
+            FailedPreconditionError, match=r"registry.k8s.io/pause:3.9.*pause_image"
+        ):
+            strict.run_pod_sandbox(config, "")
+    finally:
+        strict.close()
 
 
 def test_registry_restricts_pulls() -> None:
