@@ -379,6 +379,18 @@ def test_log_file_in_cri_format(env: Endpoint) -> None:
     assert lines[-1].partial  # no newline at the very end: a piece, not a line
 
 
+def test_exited_means_its_log_is_complete(env: Endpoint) -> None:
+    """EXITED only once the CRI log holds the last output: critest reads it at once."""
+    pod_id, pod = env.run_pod("lastwords")
+    for attempt in range(10):
+        name = f"say{attempt}"
+        words = f"last words {attempt}"
+        container_id = env.start(pod_id, pod, container_config(name, ["echo", words]))
+        env.wait_exited(container_id)
+        log = Path(pod.log_directory) / f"{name}.log"
+        assert [ln.message for ln in read_log(log)] == [words.encode()], attempt
+
+
 def numbered(path: Path) -> list[int]:
     if not path.exists():
         return []
