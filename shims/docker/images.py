@@ -241,6 +241,11 @@ def _remove(api: Any, ref: str) -> None:
         api.remove_image(ref, force=False)
     except docker.errors.NotFound:
         pass  # an earlier untag already deleted it
+    except docker.errors.APIError as err:
+        # a concurrent RemoveImage deleted it between our inspect and this call:
+        # dockerd 20.10 says so with a 500, not a 404
+        if "unrecognized image id" not in str(err.explanation or err).lower():
+            raise
 
 
 def _pull_error(image: str, message: str) -> Exception:
