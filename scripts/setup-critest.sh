@@ -342,13 +342,13 @@ build_image() {
 }
 
 build_and_push_images() {
-    local deb digest line path kind missing=0
+    local deb digest line path kind absent=0
     deb=$(busybox_deb)
     digest=$(recipe_digest "$deb")
     for line in "${IMAGES[@]}"; do
-        registry_has "${line%% *}" || { missing=1; break; }
+        registry_has "${line%% *}" || { absent=1; break; }
     done
-    if [[ $REBUILD != 1 && $missing == 0 && $(cat "$STAMP" 2>/dev/null || true) == "$digest" ]]; then
+    if [[ $REBUILD != 1 && $absent == 0 && $(cat "$STAMP" 2>/dev/null || true) == "$digest" ]]; then
         log "critest images present in the registry (recipe $digest)"
         IMAGES_CHANGED=0
         return
@@ -476,7 +476,7 @@ EOF
         kill "$pid"
         while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
     fi
-    if ss -Hltn "sport = :$TLS_PORT" | grep -q .; then
+    if command -v ss >/dev/null && ss -Hltn "sport = :$TLS_PORT" | grep -q .; then
         die "port $TLS_PORT is taken: $(ss -Hltnp "sport = :$TLS_PORT")"
     fi
     log "starting the https registry on 127.0.0.1:$TLS_PORT"
