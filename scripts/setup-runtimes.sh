@@ -38,6 +38,11 @@ CNI_BIN_DIR=/usr/lib/cni
 CONTAINERD_SOCK=/run/containerd/containerd.sock
 DOCKER_SOCK=/var/run/docker.sock
 REGISTRY_ADDR=127.0.0.1:5000
+CONTAINERD_CERTS_D=/etc/containerd/certs.d
+# Docker has no per-registry mirrors: docker.io names go to the local registry
+# through this mirror (the other registries through /etc/hosts, see
+# scripts/setup-critest.sh). Nothing else is reachable anyway.
+DOCKER_MIRROR=http://$REGISTRY_ADDR
 
 BUSYBOX_REF=busybox:latest
 BUSYBOX_FULL_REF=docker.io/library/busybox:latest
@@ -185,6 +190,9 @@ containerd_up() {
 docker_up() {
     [[ -S $DOCKER_SOCK ]] && timeout 10 docker -H "unix://$DOCKER_SOCK" version >/dev/null 2>&1
 }
+docker_has_mirror() {
+    docker info --format '{{json .RegistryConfig.Mirrors}}' 2>/dev/null | grep -qF "\"$DOCKER_MIRROR"
+}
 registry_up() { curl -sf -m 5 -o /dev/null "http://$REGISTRY_ADDR/v2/"; }
 
 write_containerd_config() {
@@ -210,6 +218,11 @@ state = "/run/containerd"
         runtime_type = "io.containerd.runc.v2"
         [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
           SystemdCgroup = false
+    # Per-registry hosts (mirrors, CAs) live in /etc/containerd/certs.d/<host>/
+    # hosts.toml, the directory nerdctl reads by default too; critest's images
+    # are served from the local registry that way (scripts/setup-critest.sh).
+    [plugins."io.containerd.grpc.v1.cri".registry]
+      config_path = "$CONTAINERD_CERTS_D"
     [plugins."io.containerd.grpc.v1.cri".cni]
       bin_dir = "$CNI_BIN_DIR"
       conf_dir = "$CNI_CONF_DIR"
@@ -268,10 +281,12 @@ check_cri_config() {
 start_dockerd() {
     if docker_up; then
         log "dockerd already answering on $DOCKER_SOCK"
+        docker_has_mirror || log "WARNING: dockerd lacks --registry-mirror $DOCKER_MIRROR; restart it (teardown + setup) to apply it"
         return
     fi
     log "starting dockerd"
-    start_daemon dockerd dockerd --containerd="$CONTAINERD_SOCK" -H "unix://$DOCKER_SOCK"
+    start_daemon dockerd dockerd --containerd="$CONTAINERD_SOCK" -H "unix://$DOCKER_SOCK" \
+        --registry-mirror "$DOCKER_MIRROR"
     wait_for dockerd docker_up
     log "dockerd up (pid $(cat "$RUN_DIR/dockerd.pid"))"
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stop the daemons started by scripts/setup-runtimes.sh (registry, dockerd,
-# containerd), newest first. Only processes recorded in /run/pycri-ci/*.pid
-# are touched, and only if they still run the expected program. Images,
+# containerd) and scripts/setup-critest.sh (the https registry), newest
+# first. Only processes recorded in /run/pycri-ci/*.pid are touched, and
+# only if they still run the expected program. Images,
 # registry storage and configs are kept; rerun setup-runtimes.sh to restart.
 # Containers of containerd's CRI keep running in their shims (dockerd stops
 # its own containers when it shuts down).
@@ -33,6 +34,7 @@ stop() {  # NAME EXPECTED_COMM
 }
 
 [[ $(id -u) == 0 ]] || { echo "must run as root" >&2; exit 1; }
+stop registry-tls docker-registry
 stop registry docker-registry
 stop dockerd dockerd
 stop containerd containerd

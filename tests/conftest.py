@@ -20,3 +20,22 @@ def crictl() -> str:
     require_real(path is not None, "the real crictl is not installed (scripts/setup-runtimes.sh)")
     assert path is not None
     return path
+
+
+_CRITEST_LINES = pytest.StashKey[list[str]]()
+
+
+@pytest.fixture
+def critest_summary(request: pytest.FixtureRequest) -> list[str]:
+    """Lines for the end of the session's report (critest's numbers, new passes)."""
+    return request.config.stash.setdefault(_CRITEST_LINES, [])
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    lines = config.stash.get(_CRITEST_LINES, [])
+    if lines:
+        terminalreporter.section("critest")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -228,11 +228,11 @@ class Containers:
         config = data.get("Config") or {}
         host = data.get("HostConfig") or {}
         cri_state = container_state(state.get("Status", ""))
-        exit_code = int(state.get("ExitCode") or 0)
         if cri_state == cri.CONTAINER_EXITED:
-            # the kubelet (and critest) read the log as soon as it says EXITED; the
-            # copier's follow ends once Docker has sent the last line
+            # containerd's order: the CRI log holds what the container wrote
+            # before anyone is told it exited (critest reads it at once)
             self._logs.wait(container_id, LOG_DRAIN_SECONDS)
+        exit_code = int(state.get("ExitCode") or 0)
         status = cri.ContainerStatus(
             id=data["Id"],
             metadata=container_metadata(labels),

@@ -259,10 +259,14 @@ def _remove(api: Any, ref: str) -> None:
     except docker.errors.NotFound:
         pass  # an earlier untag already deleted it
     except docker.errors.APIError as err:
-        if err.status_code != 409:
+        if err.status_code == 409:
+            # "cannot be forced": a running container uses it; its names are gone already
+            log.debug("image %s kept for the containers running it: %s", ref, err.explanation)
+            return
+        # a concurrent RemoveImage deleted it between our inspect and this call:
+        # dockerd 20.10 says so with a 500, not a 404
+        if "unrecognized image id" not in str(err.explanation or err).lower():
             raise
-        # "cannot be forced": a running container uses it; its names are gone already
-        log.debug("image %s kept for the containers running it: %s", ref, err.explanation)
 
 
 def _pull_error(image: str, message: str) -> Exception:

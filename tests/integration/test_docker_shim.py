@@ -6,6 +6,7 @@ import io
 import os
 import socket
 import tarfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from pycri.client import CRIClient
 from pycri.core.engine import KIND_LABEL, METADATA_LABEL
 from pycri.core.logs import parse_log_line
 from pycri.core.runtime import CRIRuntime
-from pycri.errors import DeadlineExceededError, FailedPreconditionError
+from pycri.errors import CRIError, DeadlineExceededError, FailedPreconditionError
 from pycri.server.server import CRIServer
 from pycri.shim import PullProgress
 from pycri_shims.docker import DockerShim
@@ -379,6 +380,18 @@ def test_log_file_in_cri_format(env: Endpoint) -> None:
     assert lines[-1].partial  # no newline at the very end: a piece, not a line
 
 
+def test_exited_means_its_log_is_complete(env: Endpoint) -> None:
+    """EXITED only once the CRI log holds the last output: critest reads it at once."""
+    pod_id, pod = env.run_pod("lastwords")
+    for attempt in range(10):
+        name = f"say{attempt}"
+        words = f"last words {attempt}"
+        container_id = env.start(pod_id, pod, container_config(name, ["echo", words]))
+        env.wait_exited(container_id)
+        log = Path(pod.log_directory) / f"{name}.log"
+        assert [ln.message for ln in read_log(log)] == [words.encode()], attempt
+
+
 def numbered(path: Path) -> list[int]:
     if not path.exists():
         return []
@@ -556,6 +569,27 @@ def test_pull_progress_and_remove_every_tag(env: Endpoint, pushed_image: str) ->
     tags = {tag for i in env.sdk.images.list() for tag in i.tags}
     assert not {f"{extra}:v1", pushed_image} & tags
     assert not [i for i in env.sdk.images.list() if i.id == ref]
+    assert not env.client.image_status(cri.ImageStatusRequest(image=spec)).HasField("image")
+
+
+def test_concurrent_removes_of_one_image_all_succeed(env: Endpoint, pushed_image: str) -> None:
+    """The kubelet's image GC and a user may race; one of them finding it gone is no error."""
+    image_id = env.shim.pull_image(pushed_image, None, lambda step: None)
+    spec = cri.ImageSpec(image=image_id)
+    errors: list[Exception] = []
+
+    def remove() -> None:
+        try:
+            env.client.remove_image(cri.RemoveImageRequest(image=spec))
+        except CRIError as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=remove) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
     assert not env.client.image_status(cri.ImageStatusRequest(image=spec)).HasField("image")
 
 
