@@ -493,7 +493,19 @@ summary() {
     log "done"
 }
 
+# A host without systemd may lack /dev/mqueue, which every host-IPC container
+# bind-mounts (runc: "stat /dev/mqueue: no such file or directory").
+mount_mqueue() {
+    if mountpoint -q /dev/mqueue 2>/dev/null; then
+        return
+    fi
+    log "mounting the POSIX message queue filesystem on /dev/mqueue"
+    mkdir -p /dev/mqueue
+    mount -t mqueue mqueue /dev/mqueue
+}
+
 install_packages
+mount_mqueue
 go_tool crictl "$CRICTL_MOD" "$CRICTL_PKG" "$CRICTL_VERSION"
 go_tool nerdctl "$NERDCTL_MOD" "$NERDCTL_PKG" "$NERDCTL_VERSION"
 start_containerd
