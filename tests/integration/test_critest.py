@@ -83,6 +83,7 @@ class KeptImages:
         self.refs = refs
         self.archive = tmp / f"kept-{engine}.tar"
         self.before = self._ids()
+        self.names_before = self._names() if engine != "docker" else set()
         missing = [ref for ref in refs if ref not in self.before]
         assert not missing, f"{engine} lacks {missing}: run scripts/setup-runtimes.sh"
         if engine == "docker":
@@ -109,10 +110,43 @@ class KeptImages:
                     ids[fields[0]] = fields[2]  # REF TYPE DIGEST ...
         return ids
 
+    def _names(self) -> set[str]:
+        return {
+            fields[0]
+            for fields in map(
+                str.split, _run("ctr", "-n", self.engine, "images", "ls").splitlines()[1:]
+            )
+            if fields
+        }
+
+    def _drop_nameless(self) -> None:
+        """Remove images the run left with digest names only (the CRI lists them
+        nameless; crictl's sort of images is no total order with them, which the
+        pycrictl differential test trips over)."""
+        rows = [
+            fields
+            for fields in map(
+                str.split, _run("ctr", "-n", self.engine, "images", "ls").splitlines()[1:]
+            )
+            if fields
+        ]
+        tagged = {fields[2] for fields in rows if "sha256:" not in fields[0]}
+        stale = [
+            fields[0]
+            for fields in rows
+            if "sha256:" in fields[0]
+            and fields[0] not in self.names_before
+            and fields[2] not in tagged
+        ]
+        if stale:
+            _run("ctr", "-n", self.engine, "images", "rm", *stale)
+
     def restore(self) -> list[str]:
         """Put back what changed; returns the references restored."""
         after = self._ids()
         changed = [ref for ref in self.refs if after.get(ref) != self.before[ref]]
+        if self.engine != "docker":
+            self._drop_nameless()
         if not changed:
             return []
         if self.engine == "docker":
@@ -410,6 +444,9 @@ def test_critest(target: str, critest: str, tmp_path: Path, critest_summary: lis
     else:
         problems.append(f"no expected list {expected_file}; the passed specs are in {passed_file}")
     leftovers = pods_left + engine_left + cni_left
-    if leftovers:
+    if leftovers and target == REFERENCE:
+        # the reference's own leaks are containerd's, not pycri's: report, removed above
+        print("  containerd's CRI left behind (removed):\n    " + "\n    ".join(leftovers))
+    elif leftovers:
         problems.append(f"critest's run on {target} left behind:\n  " + "\n  ".join(leftovers))
     assert not problems, "\n".join(problems) + f"\n(log: {reports / 'critest.log'})"
