@@ -220,6 +220,15 @@ class Shim(abc.ABC):
     def pod_sandbox_stats(self, pod_ids: Sequence[str]) -> list[cri.PodSandboxStats]:
         raise UnimplementedError(f"the {self.name} shim does not report pod sandbox stats")
 
+    def metric_descriptors(self) -> list[cri.MetricDescriptor]:
+        """What ``pod_sandbox_metrics`` may report; ``pycri.core.metrics.descriptors()``
+        for a shim that builds its metrics with that module."""
+        raise UnimplementedError(f"the {self.name} shim does not report metrics")
+
+    def pod_sandbox_metrics(self) -> list[cri.PodSandboxMetrics]:
+        """Metrics of every ready pod and its containers (see ``pycri.core.metrics``)."""
+        raise UnimplementedError(f"the {self.name} shim does not report metrics")
+
     # -- images --------------------------------------------------------------
 
     @abc.abstractmethod

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from pycri.api import api_pb2 as cri
-from pycri.errors import CRIError, InvalidArgumentError, NotFoundError
+from pycri.errors import CRIError, InvalidArgumentError, NotFoundError, UnimplementedError
 from pycri.shim import PullProgress, Shim
 from pycri.streaming.streams import PortConnection, StreamIO
 
@@ -241,6 +241,29 @@ class HandlerRouter(Shim):
     def pod_sandbox_stats(self, pod_ids: Sequence[str]) -> list[cri.PodSandboxStats]:
         groups = _group(pod_ids, lambda i: self._pod_owner(i)[0])
         return [s for h, ids in groups.items() for s in self.shims[h].pod_sandbox_stats(ids)]
+
+    def _metric_shims(self) -> list[Shim]:
+        """The shims that report metrics (a third party's may not)."""
+        out = []
+        for shim in self.shims.values():
+            try:
+                shim.metric_descriptors()
+            except UnimplementedError:
+                continue
+            out.append(shim)
+        if not out:
+            raise UnimplementedError("none of this server's shims reports metrics")
+        return out
+
+    def metric_descriptors(self) -> list[cri.MetricDescriptor]:
+        merged: dict[str, cri.MetricDescriptor] = {}
+        for shim in self._metric_shims():
+            for desc in shim.metric_descriptors():
+                merged.setdefault(desc.name, desc)
+        return list(merged.values())
+
+    def pod_sandbox_metrics(self) -> list[cri.PodSandboxMetrics]:
+        return [m for shim in self._metric_shims() for m in shim.pod_sandbox_metrics()]
 
     # -- images: every handler's engine ------------------------------------------
 

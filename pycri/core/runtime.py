@@ -527,13 +527,13 @@ class CRIRuntime:
     def list_metric_descriptors(
         self, request: cri.ListMetricDescriptorsRequest
     ) -> cri.ListMetricDescriptorsResponse:
-        raise UnimplementedError("pycri does not export extra metrics; use ListContainerStats")
+        return cri.ListMetricDescriptorsResponse(descriptors=self.shim.metric_descriptors())
 
     @rpc("ListPodSandboxMetrics")
     def list_pod_sandbox_metrics(
         self, request: cri.ListPodSandboxMetricsRequest
     ) -> cri.ListPodSandboxMetricsResponse:
-        raise UnimplementedError("pycri does not export extra metrics; use ListPodSandboxStats")
+        return cri.ListPodSandboxMetricsResponse(pod_metrics=self.shim.pod_sandbox_metrics())
 
     # -- streaming lists and events -------------------------------------------------
 
@@ -558,6 +558,13 @@ class CRIRuntime:
         # not self.list_images: that is another RPC to the shim's before/after hooks
         for batch in _batches(self._images(request)):
             yield cri.StreamImagesResponse(images=batch)
+
+    @rpc("StreamPodSandboxMetrics")
+    def stream_pod_sandbox_metrics(
+        self, request: cri.StreamPodSandboxMetricsRequest, is_active: Callable[[], bool]
+    ) -> Iterator[cri.StreamPodSandboxMetricsResponse]:
+        for batch in _batches(self.shim.pod_sandbox_metrics()):
+            yield cri.StreamPodSandboxMetricsResponse(pod_sandbox_metrics=batch)
 
     @rpc("GetContainerEvents")
     def get_container_events(

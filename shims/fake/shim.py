@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Self
 
 from pycri import __version__
 from pycri.api import api_pb2 as cri
+from pycri.core import metrics as core_metrics
 from pycri.core.images import (
     is_image_id,
     is_sandbox_image,
@@ -43,6 +44,7 @@ from pycri.streaming.streams import PortConnection, StreamIO
 
 from .faults import FaultInjector
 from .images import DEFAULT_PAUSE_IMAGE, DEFAULT_PRELOAD, FakeImage, ImageStore, image_config_for
+from .metrics import pod_sandbox_metrics
 from .network import FakeNetwork
 from .processes import (
     FakeFS,
@@ -726,6 +728,23 @@ class FakeShim(Shim):
                 members = [c for c in self._containers.values() if c.pod_id == pod_id]
                 stats.append(pod_sandbox_stats(sandbox, members, now))
             return stats
+
+    def metric_descriptors(self) -> list[cri.MetricDescriptor]:
+        return core_metrics.descriptors()
+
+    def pod_sandbox_metrics(self) -> list[cri.PodSandboxMetrics]:
+        now = time.time_ns()
+        with self._lock:
+            return [
+                pod_sandbox_metrics(
+                    sandbox,
+                    [c for c in self._containers.values() if c.pod_id == sandbox.id],
+                    self.pause_image,
+                    now,
+                )
+                for sandbox in self._sandboxes.values()
+                if sandbox.state == cri.SANDBOX_READY
+            ]
 
     # -- test hooks ------------------------------------------------------------------------
 
