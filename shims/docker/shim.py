@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pycri.api import api_pb2 as cri
+from pycri.core import metrics as core_metrics
 from pycri.core.images import normalize_reference
 from pycri.errors import CRIError
 from pycri.shim import PullProgress, Shim
@@ -39,6 +40,7 @@ from pycri_shims.docker.images import DockerImages
 from pycri_shims.docker.interactive import attach, exec_stream
 from pycri_shims.docker.lists import ListSnapshot
 from pycri_shims.docker.logs import DockerLogs
+from pycri_shims.docker.metrics import DockerMetrics
 from pycri_shims.docker.sandboxes import DEFAULT_PAUSE_IMAGE, Sandboxes
 from pycri_shims.docker.stats import DockerStats
 
@@ -74,6 +76,7 @@ class DockerShim(Shim):
         )
         self.containers = Containers(self.connection, self.lists, self.sandboxes, self.logs)
         self.stats = DockerStats(self.connection, self._root_dir, int(stats_workers))
+        self.metrics = DockerMetrics(self.connection, self._root_dir)
         self._root: str | None = None
         self.connection.on_connect(self._resume_logs)
         # Connect in the background so that a restarted server resumes copying
@@ -97,6 +100,7 @@ class DockerShim(Shim):
     def close(self) -> None:
         self.logs.stop_all()
         self.stats.close()
+        self.metrics.close()
         self.connection.close()
 
     # -- identity and health -------------------------------------------------
@@ -223,6 +227,12 @@ class DockerShim(Shim):
 
     def pod_sandbox_stats(self, pod_ids: Sequence[str]) -> list[cri.PodSandboxStats]:
         return self.stats.pod_sandbox_stats(pod_ids)
+
+    def metric_descriptors(self) -> list[cri.MetricDescriptor]:
+        return core_metrics.descriptors()
+
+    def pod_sandbox_metrics(self) -> list[cri.PodSandboxMetrics]:
+        return self.metrics.pod_sandbox_metrics()
 
     # -- images --------------------------------------------------------------
 
