@@ -19,7 +19,13 @@ from pathlib import Path
 from pycri.core.linux import read_if_present
 from pycri.core.metrics import DeviceIO, Filesystem, Interface, Usage
 
-__all__ = ["Cgroup", "filesystem", "net_dev", "process_counts"]
+__all__ = [
+    "Cgroup",
+    "filesystem",
+    "net_dev",
+    "overlay_upper_bytes",
+    "process_counts",
+]
 
 #: v1 limits at or above this mean "no limit" (the kernel's value is page-rounded LONG_MAX)
 _V1_UNLIMITED = 1 << 62
@@ -358,3 +364,37 @@ def filesystem(path: str, usage_bytes: int) -> Filesystem | None:
         inodes_total=st.f_files,
         inodes_free=st.f_ffree,
     )
+
+
+def _upper_dir(pid: int, proc: str) -> str | None:
+    """The overlay upper directory of the root filesystem ``pid`` sees."""
+    for line in (_read(Path(proc) / str(pid) / "mountinfo") or "").splitlines():
+        fields = line.split()
+        if len(fields) < 10 or fields[4] != "/" or "-" not in fields:
+            continue
+        tail = fields[fields.index("-") + 1 :]  # fs type, source, super options
+        if len(tail) < 3 or tail[0] != "overlay":
+            continue
+        for option in tail[2].split(","):
+            if option.startswith("upperdir="):
+                return option.removeprefix("upperdir=")
+    return None
+
+
+def overlay_upper_bytes(pid: int, proc: str = "/proc") -> int | None:
+    """Disk usage of the writable layer of ``pid``'s overlay root, as ``du`` counts it.
+
+    None when the root is not an overlay (or the process is gone). The walk
+    costs one ``lstat`` per file the container wrote, usually a handful.
+    """
+    upper = _upper_dir(pid, proc)
+    if upper is None:
+        return None
+    total = 0
+    for directory, dirs, files in os.walk(upper):
+        for name in [*dirs, *files]:
+            try:
+                total += os.lstat(os.path.join(directory, name)).st_blocks * 512
+            except OSError:
+                continue  # removed during the walk
+    return total

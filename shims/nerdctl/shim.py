@@ -25,6 +25,8 @@ Exec, Attach (streaming, interactive.py)   1 ``exec -i -t`` for the session; att
                                            1 ``inspect``, output from the json log
 ContainerStats / ListContainerStats        1 ``inspect`` / 1 ``ps``; numbers from
                                            cgroup files (see stats.py)
+ListPodSandboxMetrics                      1 ``ps``; runc state, cgroup and /proc
+                                           files (see metrics.py)
 ListImages, ImageStatus, ImageFsInfo       1; PullImage, RemoveImage: 2 (+ 1 ``ctr
                                            images rm`` when a running container uses it)
 container logs                             0: nerdctl's json log file is read
@@ -49,6 +51,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from pycri.api import api_pb2 as cri
+from pycri.core import metrics as core_metrics
 from pycri.core.engine import (
     CONTAINER_KIND,
     KIND_LABEL,
@@ -73,7 +76,7 @@ from pycri.streaming.netns import forward_into_pid_netns
 from pycri.streaming.streams import PortConnection, StreamIO
 
 from . import args as build
-from . import convert, interactive, specedit, stats
+from . import convert, interactive, metrics, specedit, stats
 from . import labels as labelcodec
 from .cni import PodNetwork, networks_of
 from .host import Cgroups, RuncState, exec_processes, kill_pids
@@ -693,6 +696,18 @@ class NerdctlShim(Shim):
             for p in pod_ids
             if p in pods
         ]
+
+    def metric_descriptors(self) -> list[cri.MetricDescriptor]:
+        return core_metrics.descriptors()
+
+    def pod_sandbox_metrics(self) -> list[cri.PodSandboxMetrics]:
+        """One ``ps``; the rest from runc's state and the kernel (see metrics.py)."""
+        return metrics.pod_sandbox_metrics(
+            self._ps(None, [f"label={KIND_LABEL}"]),
+            self._runc,
+            self.options.cgroup_root,
+            self.options.containerd_root,
+        )
 
     def _runc(self, object_id: str) -> RuncState | None:
         return RuncState.load(self.options.runc_root, self.options.namespace, object_id)
