@@ -1,0 +1,72 @@
+"""The metrics RPCs through CRIRuntime: the stream form, the router, shims without metrics."""
+
+from __future__ import annotations
+
+import pytest
+
+from pycri.api import api_pb2 as cri
+from pycri.core import runtime as runtime_module
+from pycri.core.router import HandlerRouter
+from pycri.core.runtime import CRIRuntime
+from pycri.errors import UnimplementedError
+from pycri.shim import Shim
+from pycri_shims.fake import FakeShim
+
+
+class NoMetrics(FakeShim):
+    """A shim that, like a third party's, leaves the metrics to the Shim defaults."""
+
+    metric_descriptors = Shim.metric_descriptors
+    pod_sandbox_metrics = Shim.pod_sandbox_metrics
+
+
+def run_pod(runtime: CRIRuntime, name: str, handler: str = "") -> str:
+    config = cri.PodSandboxConfig(
+        metadata=cri.PodSandboxMetadata(name=name, namespace="ns", uid=f"u-{name}")
+    )
+    request = cri.RunPodSandboxRequest(config=config, runtime_handler=handler)
+    return runtime.run_pod_sandbox(request).pod_sandbox_id
+
+
+def test_a_shim_without_metrics_answers_unimplemented() -> None:
+    runtime = CRIRuntime(NoMetrics())
+    with pytest.raises(UnimplementedError, match="does not report metrics") as info:
+        runtime.list_metric_descriptors(cri.ListMetricDescriptorsRequest())
+    assert info.value.rpc == "ListMetricDescriptors"
+    with pytest.raises(UnimplementedError):
+        runtime.list_pod_sandbox_metrics(cri.ListPodSandboxMetricsRequest())
+    with pytest.raises(UnimplementedError):
+        list(runtime.stream_pod_sandbox_metrics(cri.StreamPodSandboxMetricsRequest(), lambda: True))
+
+
+def test_stream_pod_sandbox_metrics_in_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runtime_module, "STREAM_BATCH", 2)
+    runtime = CRIRuntime(FakeShim())
+    pod_ids = {run_pod(runtime, f"m{i}") for i in range(3)}
+    stopped = run_pod(runtime, "stopped")
+    runtime.stop_pod_sandbox(cri.StopPodSandboxRequest(pod_sandbox_id=stopped))
+    batches = list(
+        runtime.stream_pod_sandbox_metrics(cri.StreamPodSandboxMetricsRequest(), lambda: True)
+    )
+    assert [len(b.pod_sandbox_metrics) for b in batches] == [2, 1]
+    # only ready pods: a stopped pod has no figures
+    assert {m.pod_sandbox_id for b in batches for m in b.pod_sandbox_metrics} == pod_ids
+    listed = runtime.list_pod_sandbox_metrics(cri.ListPodSandboxMetricsRequest()).pod_metrics
+    assert {m.pod_sandbox_id for m in listed} == pod_ids
+
+
+def test_router_merges_its_shims_metrics() -> None:
+    shims: dict[str, FakeShim] = {"old": FakeShim(), "new": FakeShim(), "plain": NoMetrics()}
+    runtime = CRIRuntime(HandlerRouter(shims, default="old"))
+    pods = {run_pod(runtime, "a"), run_pod(runtime, "b", "new")}
+    run_pod(runtime, "c", "plain")
+    names = [
+        d.name
+        for d in runtime.list_metric_descriptors(cri.ListMetricDescriptorsRequest()).descriptors
+    ]
+    assert len(names) == len(set(names))
+    listed = runtime.list_pod_sandbox_metrics(cri.ListPodSandboxMetricsRequest()).pod_metrics
+    assert {m.pod_sandbox_id for m in listed} == pods
+    only_plain = CRIRuntime(HandlerRouter({"plain": NoMetrics()}, default="plain"))
+    with pytest.raises(UnimplementedError, match="none of this server's shims"):
+        only_plain.list_metric_descriptors(cri.ListMetricDescriptorsRequest())
