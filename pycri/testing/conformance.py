@@ -578,7 +578,7 @@ class ShimConformance:
         }
         pod_id, pod_config = pods.run()
         container_id = pods.container(pod_id, pod_config, "busy", ["sleep", "60"])
-        work = "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; echo $i > /tmp/work"
+        work = "i=0; while [ $i -lt 2000 ]; do i=$((i+1)); done; echo $i > /tmp/work"
         done = client.exec_sync(
             cri.ExecSyncRequest(container_id=container_id, cmd=["sh", "-c", work], timeout=60)
         )
