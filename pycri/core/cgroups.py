@@ -222,6 +222,8 @@ class Cgroup:
         memory = _flat(f("", "memory.stat"))
         events = _flat(f("", "memory.events"))
         current = _int(f("", "memory.current"))
+        # no swap accounting (no memory.swap.current): none is charged, as cAdvisor says
+        swap = _int(f("", "memory.swap.current"))
         quota, _, period = (f("", "cpu.max") or "").strip().partition(" ")
         kernel = memory.get("kernel")
         if kernel is None and "kernel_stack" in memory:
@@ -242,7 +244,7 @@ class Cgroup:
             memory_rss=memory.get("anon"),
             memory_kernel=kernel,
             memory_mapped_file=memory.get("file_mapped"),
-            memory_swap=_int(f("", "memory.swap.current")),
+            memory_swap=swap if swap is not None else (0 if memory else None),
             memory_failcnt=events.get("max"),
             pgfault=memory.get("pgfault"),
             pgmajfault=memory.get("pgmajfault"),

@@ -155,6 +155,11 @@ def test_v1_controllers_and_hybrid_pressure(tmp_path: Path) -> None:
     assert u.pressure == {"memory": (5000, 2000)}
 
 
+def test_v2_without_swap_accounting(tmp_path: Path) -> None:
+    _write(tmp_path, {"memory.current": "10\n", "memory.stat": "anon 10\n"})
+    assert Cgroup.at(tmp_path).usage().memory_swap == 0
+
+
 def test_a_vanished_cgroup_leaves_figures_out(tmp_path: Path) -> None:
     root = tmp_path / "cgroup"
     _write(root, {"cgroup.controllers": "cpu\n"})
