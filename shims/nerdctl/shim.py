@@ -60,6 +60,7 @@ from pycri.core.engine import (
 from pycri.core.engine_names import CONTAINERD_NAMES, container_name, sandbox_name
 from pycri.core.images import is_image_id
 from pycri.core.logcopy import LogCopiers
+from pycri.core.security import container_security
 from pycri.errors import (
     CRIError,
     FailedPreconditionError,
@@ -408,7 +409,7 @@ class NerdctlShim(Shim):
         }
         if sandbox_config.linux.cgroup_parent:
             extra["cgroup-parent"] = sandbox_config.linux.cgroup_parent
-        edits = specedit.spec_labels(config.linux.security_context)
+        edits = specedit.spec_labels(container_security(config.linux.security_context))
         extra.update(edits)
         engine_labels = labelcodec.split(
             encode_labels(
