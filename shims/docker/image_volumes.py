@@ -206,3 +206,12 @@ class ImageVolumes:
             for helper in helpers:  # left by a server killed mid-export
                 with self._conn.errors("removing an export helper"):
                     api.remove_container(helper["Id"], v=True, force=True)
+
+    def leftovers(self) -> list[str]:
+        """Trees and export helpers that exist now (for tests: none once no container uses one)."""
+        trees = sorted(n for n in os.listdir(self.root) if n != ".lock") if os.path.isdir(
+            self.root
+        ) else []
+        with self._conn.errors("listing export helpers"):
+            helpers = self._conn.api.containers(all=True, filters={"label": [_EXPORT_LABEL]})
+        return [*(f"tree {name}" for name in trees), *(f"helper {h['Id'][:13]}" for h in helpers)]

@@ -117,3 +117,22 @@ class ImageVolumes:
                         self.release(name)
                     except CRIError as err:  # the next removal tries again
                         log.warning("%s", err.message)
+
+    def leftovers(self) -> list[str]:
+        """Directories, mounts, snapshots and leases of image volumes that exist now (for tests)."""
+        prefix = self.root + "/"
+        found = [
+            f"directory {name}"
+            for name in (os.listdir(self.root) if os.path.isdir(self.root) else [])
+            if name != ".lock"
+        ]
+        with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo:
+            found += [
+                f"mount {line.split(' ')[4]}"
+                for line in mountinfo
+                if line.split(" ")[4].startswith(prefix)
+            ]
+        for what in ("snapshots", "leases"):
+            listing = self._ctr.run([what, "ls"]).stdout.splitlines()[1:]
+            found += [f"{what} {line.split()[0]}" for line in listing if line.startswith(prefix)]
+        return found
