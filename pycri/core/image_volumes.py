@@ -57,7 +57,7 @@ class ImageMount:
 
 
 def check_sub_path(sub_path: str, field: str) -> str:
-    """``sub_path`` if it is a normalised relative path inside the image; INVALID_ARGUMENT if not."""
+    """``sub_path`` if it is normalised, relative and inside the image; else INVALID_ARGUMENT."""
     if not sub_path:
         return ""
     problem = ""
@@ -178,7 +178,9 @@ def decode_image_mounts(label: str) -> dict[str, cri.Mount]:
     for item in items if isinstance(items, list) else []:
         if isinstance(item, dict) and isinstance(item.get("path"), str):
             mounts[item["path"]] = reported_mount(
-                item["path"], str(item.get("image", "")), str(item.get("ref", "")),
+                item["path"],
+                str(item.get("image", "")),
+                str(item.get("ref", "")),
                 str(item.get("sub", "")),
             )
     return mounts

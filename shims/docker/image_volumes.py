@@ -104,7 +104,8 @@ def extract_tar(chunks: Iterable[bytes], dest: str) -> None:
     """
     dest = os.path.realpath(dest)
     with tarfile.open(fileobj=io.BufferedReader(_ChunkReader(chunks)), mode="r|") as tar:
-        tar.extractall(dest, numeric_owner=True, filter=_member_filter)
+        # every member goes through _member_filter first
+        tar.extractall(dest, numeric_owner=True, filter=_member_filter)  # noqa: S202
 
 
 def reported_mounts(labels: Mapping[str, str], binds: list[cri.Mount]) -> list[cri.Mount]:
@@ -172,7 +173,7 @@ class ImageVolumes:
             finally:
                 with self._conn.errors(f"removing the export helper {helper[:13]}"):
                     api.remove_container(helper, v=True, force=True)
-            os.chmod(work, 0o755)
+            os.chmod(work, 0o755)  # noqa: S103 - containers of any user read the image
             os.rename(work, tree)
         except tarfile.TarError as err:
             raise InternalError(f"{what}: unsafe or broken archive: {err}") from None
@@ -209,9 +210,11 @@ class ImageVolumes:
 
     def leftovers(self) -> list[str]:
         """Trees and export helpers that exist now (for tests: none once no container uses one)."""
-        trees = sorted(n for n in os.listdir(self.root) if n != ".lock") if os.path.isdir(
-            self.root
-        ) else []
+        trees = (
+            sorted(n for n in os.listdir(self.root) if n != ".lock")
+            if os.path.isdir(self.root)
+            else []
+        )
         with self._conn.errors("listing export helpers"):
             helpers = self._conn.api.containers(all=True, filters={"label": [_EXPORT_LABEL]})
         return [*(f"tree {name}" for name in trees), *(f"helper {h['Id'][:13]}" for h in helpers)]

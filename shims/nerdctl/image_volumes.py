@@ -25,7 +25,8 @@ from collections.abc import Callable, Iterator
 from pycri.api import api_pb2 as cri
 from pycri.core.image_volumes import ImageMount, sub_path_source, with_host_paths
 from pycri.errors import CRIError, InternalError, NotFoundError
-from pycri_shims.nerdctl.runner import NerdctlRunner
+
+from .runner import NerdctlRunner
 
 __all__ = ["ImageVolumes", "with_image_refs"]
 
@@ -101,7 +102,9 @@ class ImageVolumes:
             # without a mount, --rm still removes a snapshot and lease left by a crash
             result = self._ctr.run(["images", "unmount", "--rm", target], check=False)
             if result.returncode != 0 and _is_mount(target):
-                raise InternalError(f"cannot unmount image volume {target}: {result.stderr.strip()}")
+                raise InternalError(
+                    f"cannot unmount image volume {target}: {result.stderr.strip()}"
+                )
             os.rmdir(target)
         shutil.rmtree(directory, ignore_errors=True)
 

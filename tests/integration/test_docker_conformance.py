@@ -20,8 +20,8 @@ from test_docker_support import (
 )
 
 from pycri.client import CRIClient
-from pycri.testing.conformance import ConformanceConfig, PodFactory, ShimConformance
 from pycri.shim import Shim
+from pycri.testing.conformance import ConformanceConfig, PodFactory, ShimConformance
 from pycri_shims.docker import DockerShim
 
 pytestmark = pytest.mark.real

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from pycri.testing import require_real
 from pycri.shim import Shim
+from pycri.testing import require_real
 from pycri.testing.conformance import ConformanceConfig, ShimConformance
 from pycri_shims.nerdctl import NerdctlShim
 from pycri_shims.nerdctl.testing import Created, TrackingShim, why_unavailable
