@@ -657,6 +657,7 @@ class ShimConformance:
             create("escaping", sub_path="../etc")
         with pytest.raises(NotFoundError):
             create("absent-image", ref="docker.io/pycri/no-such-image-volume:0")
+        assert self.image_volume_leftovers(shim) == []  # refused creates leave nothing
 
         whole = create("whole", ref=image.id)  # by id, as critest and the kubelet do
         sub = create("sub", sub_path="etc")

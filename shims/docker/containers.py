@@ -139,8 +139,12 @@ class Containers:
         if not mounts:
             return self._create(pod_id, config, sandbox_config, {})
         with self.volumes.locked():  # no prune between the export and the container's labels
-            config, extra = self.volumes.prepare(config, mounts)
-            return self._create(pod_id, config, sandbox_config, extra)
+            try:
+                config, extra = self.volumes.prepare(config, mounts)
+                return self._create(pod_id, config, sandbox_config, extra)
+            except BaseException:
+                self.volumes.prune_locked()  # a tree exported for nothing goes at once
+                raise
 
     def _create(
         self,

@@ -187,26 +187,30 @@ class ImageVolumes:
         if not os.path.isdir(self.root):
             return
         with self.locked():
-            api = self._conn.api
-            with self._conn.errors("listing containers that use image volumes"):
-                entries: list[Mapping[str, Any]] = api.containers(
-                    all=True, filters={"label": [f"{KIND_LABEL}={CONTAINER_KIND}"]}
-                )
-                helpers: list[Mapping[str, Any]] = api.containers(
-                    all=True, filters={"label": [_EXPORT_LABEL]}
-                )
-            used = {
-                key.removeprefix(PYCRI_PREFIX + _USER_PREFIX)
-                for entry in entries
-                for key in entry.get("Labels") or {}
-                if key.startswith(PYCRI_PREFIX + _USER_PREFIX)
-            }
-            for name in os.listdir(self.root):
-                if name != ".lock" and (_TMP in name or name not in used):
-                    shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)
-            for helper in helpers:  # left by a server killed mid-export
-                with self._conn.errors("removing an export helper"):
-                    api.remove_container(helper["Id"], v=True, force=True)
+            self.prune_locked()
+
+    def prune_locked(self) -> None:
+        """:meth:`prune` for a caller already holding :meth:`locked`."""
+        api = self._conn.api
+        with self._conn.errors("listing containers that use image volumes"):
+            entries: list[Mapping[str, Any]] = api.containers(
+                all=True, filters={"label": [f"{KIND_LABEL}={CONTAINER_KIND}"]}
+            )
+            helpers: list[Mapping[str, Any]] = api.containers(
+                all=True, filters={"label": [_EXPORT_LABEL]}
+            )
+        used = {
+            key.removeprefix(PYCRI_PREFIX + _USER_PREFIX)
+            for entry in entries
+            for key in entry.get("Labels") or {}
+            if key.startswith(PYCRI_PREFIX + _USER_PREFIX)
+        }
+        for name in os.listdir(self.root):
+            if name != ".lock" and (_TMP in name or name not in used):
+                shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)
+        for helper in helpers:  # left by a server killed mid-export
+            with self._conn.errors("removing an export helper"):
+                api.remove_container(helper["Id"], v=True, force=True)
 
     def leftovers(self) -> list[str]:
         """Trees and export helpers that exist now (for tests: none once no container uses one)."""
