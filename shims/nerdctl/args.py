@@ -113,11 +113,19 @@ def mounts_label(mounts: Iterable[cri.Mount]) -> str:
                 "readonly": m.readonly,
                 "selinux_relabel": m.selinux_relabel,
                 "propagation": m.propagation,
+                **_image_fields(m),
             }
             for m in mounts
         ],
         separators=(",", ":"),
     )
+
+
+def _image_fields(mount: cri.Mount) -> dict[str, object]:
+    if not mount.HasField("image"):
+        return {}
+    spec = {"image": mount.image.image, "image_ref": mount.image.image_ref}
+    return {"image": spec, "image_sub_path": mount.image_sub_path}
 
 
 def _csv(fields: Sequence[str]) -> str:
