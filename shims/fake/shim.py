@@ -708,6 +708,12 @@ class FakeShim(Shim):
             console = record.console
         console.attach(io)
 
+    def attached(self, container_id: str) -> int:
+        """How many attach sessions follow the container now (for tests to sync on)."""
+        with self._lock:
+            console = self._container(container_id).console
+        return console.attached if console is not None else 0
+
     def port_forward(self, pod_id: str, port: int, connection: PortConnection) -> None:
         with self._lock:
             sandbox = self._sandbox(pod_id)
