@@ -19,6 +19,7 @@ from pycri.api import api_pb2 as cri
 from pycri.core import filters
 from pycri.core.engine import container_log_path
 from pycri.core.events import EventBus
+from pycri.core.image_volumes import find_image_mounts, validate_image_mounts
 from pycri.core.images import is_image_id, normalize_reference
 from pycri.core.names import NameReservations
 from pycri.core.policy import check_privileges
@@ -306,6 +307,7 @@ class CRIRuntime:
             raise InvalidArgumentError("config is required")
         config = request.config
         validate_container_config(config)
+        validate_image_mounts(config)
         check_privileges(config.linux.security_context, self.allow_privileged)
         if request.HasField("sandbox_config"):
             validate_pod_sandbox_config(request.sandbox_config, "sandbox_config")
@@ -329,6 +331,7 @@ class CRIRuntime:
                         f"used in pod {pod_id[:13]} by {container.id[:13]}; remove it first"
                     )
             _check_log_file(request.sandbox_config.log_directory, config.log_path)
+            find_image_mounts(self.shim, config)  # NOT_FOUND here, not deep in a shim
             container_id = self.shim.create_container(pod_id, config, request.sandbox_config)
         self._publish(container_id, cri.CONTAINER_CREATED_EVENT)
         return cri.CreateContainerResponse(container_id=container_id)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pycri.api import api_pb2 as cri
 from pycri.core.engine import (
@@ -17,7 +18,8 @@ from pycri.core.engine import (
 )
 from pycri.core.engine import exit_reason as reason_for
 from pycri.core.engine_names import DOCKER_NAMES, container_name
-from pycri.errors import NotFoundError
+from pycri.core.image_volumes import find_image_mounts
+from pycri.errors import CRIError, NotFoundError
 from pycri_shims.docker.connection import DockerConnection
 from pycri_shims.docker.convert import PROPAGATION_FROM_DOCKER, container_body, create
 from pycri_shims.docker.convert import resources_update as docker_resources
@@ -34,11 +36,14 @@ from pycri_shims.docker.decode import (
     labels_of,
     pod_metadata,
 )
+from pycri_shims.docker.image_volumes import ImageVolumes, reported_mounts
 from pycri_shims.docker.lists import ListSnapshot
 from pycri_shims.docker.logs import DockerLogs, prune_locks
 from pycri_shims.docker.sandboxes import Sandboxes
 
 __all__ = ["Containers"]
+
+log = logging.getLogger(__name__)
 
 #: how long StopContainer lets the log copier write a stopped container's last lines
 LOG_DRAIN_SECONDS = 2.0
@@ -52,6 +57,10 @@ _UPDATE_KEYWORDS = {
     "Memory": "mem_limit",
     "MemorySwap": "memswap_limit",
 }
+
+
+class _ImageLookup(Protocol):
+    def image_status(self, image: str) -> cri.Image | None: ...
 
 
 def _mounts(data: Mapping[str, Any]) -> list[cri.Mount]:
@@ -113,14 +122,36 @@ class Containers:
         lists: ListSnapshot,
         sandboxes: Sandboxes,
         logs: DockerLogs,
+        images: _ImageLookup,
+        volumes: ImageVolumes,
     ) -> None:
         self._conn = connection
         self._lists = lists
         self._sandboxes = sandboxes
         self._logs = logs
+        self._images = images
+        self.volumes = volumes
 
     def create(
         self, pod_id: str, config: cri.ContainerConfig, sandbox_config: cri.PodSandboxConfig
+    ) -> str:
+        mounts = find_image_mounts(self._images, config)
+        if not mounts:
+            return self._create(pod_id, config, sandbox_config, {})
+        with self.volumes.locked():  # no prune between the export and the container's labels
+            try:
+                config, extra = self.volumes.prepare(config, mounts)
+                return self._create(pod_id, config, sandbox_config, extra)
+            except BaseException:
+                self.volumes.prune_locked()  # a tree exported for nothing goes at once
+                raise
+
+    def _create(
+        self,
+        pod_id: str,
+        config: cri.ContainerConfig,
+        sandbox_config: cri.PodSandboxConfig,
+        image_labels: dict[str, str],
     ) -> str:
         sandbox = self._sandboxes.inspect(pod_id)
         pod = labels_of(sandbox)
@@ -130,6 +161,7 @@ class Containers:
             CREATED_AT: str(time.time_ns()),
             TTY: "1" if config.tty else "",
             USER_IMAGE: config.image.user_specified_image,
+            **image_labels,
         }
         labels = encode_labels(
             CONTAINER_KIND,
@@ -177,6 +209,10 @@ class Containers:
         with self._conn.errors(f"removing container {container_id[:13]}"):
             self._conn.api.remove_container(container_id, v=True, force=True)
         self._logs.forget(container_id)
+        try:
+            self.volumes.prune()
+        except CRIError as err:  # the container is gone; the next removal prunes again
+            log.warning("cannot prune image volumes: %s", err.message)
 
     def list(self, hint: cri.ContainerFilter | None) -> list[cri.Container]:
         """One Docker call whatever the number of containers (see lists.py)."""
@@ -254,7 +290,7 @@ class Containers:
             message=state.get("Error") or "",
             labels=labels.labels,
             annotations=labels.annotations,
-            mounts=_mounts(data),
+            mounts=reported_mounts(labels.extra, _mounts(data)),
             log_path=labels.log_path,
             resources=_resources(host),
             user=_user(config, host),

@@ -11,6 +11,8 @@ Options (``--shim-option KEY=VALUE``):
 * ``pull_stall_timeout`` — seconds a pull may go without progress (default 60);
 * ``list_window`` — seconds one Docker list may answer both halves of a relist
   (default 0: every list is its own Docker call; see lists.py).
+* ``state_dir`` — pycri's files for this shim: the image trees that image
+  volumes bind-mount (default /var/lib/pycri/docker; see image_volumes.py).
 
 Nothing about pods or containers is kept in memory: every answer comes
 from Docker (names and labels), so a restarted server sees everything.
@@ -36,6 +38,7 @@ from pycri.streaming.streams import PortConnection, StreamIO
 from pycri_shims.docker.connection import DockerConnection
 from pycri_shims.docker.containers import Containers
 from pycri_shims.docker.execsync import exec_sync
+from pycri_shims.docker.image_volumes import ImageVolumes
 from pycri_shims.docker.images import DockerImages
 from pycri_shims.docker.interactive import attach, exec_stream
 from pycri_shims.docker.lists import ListSnapshot
@@ -62,6 +65,7 @@ class DockerShim(Shim):
         stats_workers: int | str = 256,
         pull_stall_timeout: float | str = 60.0,
         list_window: float | str = 0.0,
+        state_dir: str = "/var/lib/pycri/docker",
     ) -> None:
         super().__init__()
         self.connection = DockerConnection(docker_host, float(timeout))
@@ -74,7 +78,14 @@ class DockerShim(Shim):
             pause_image,
             pull=lambda ref: self.images.pull_image(normalize_reference(ref), None),
         )
-        self.containers = Containers(self.connection, self.lists, self.sandboxes, self.logs)
+        self.containers = Containers(
+            self.connection,
+            self.lists,
+            self.sandboxes,
+            self.logs,
+            self.images,
+            ImageVolumes(self.connection, state_dir),
+        )
         self.stats = DockerStats(self.connection, self._root_dir, int(stats_workers))
         self.metrics = DockerMetrics(self.connection, self._root_dir)
         self._root: str | None = None

@@ -26,6 +26,7 @@ __all__ = [
     "ImageConfig",
     "ImageStore",
     "image_config_for",
+    "image_files",
 ]
 
 DEFAULT_PAUSE_IMAGE = "registry.k8s.io/pause:3.9"
@@ -207,3 +208,16 @@ class ImageStore:
 
     def total_size(self) -> int:
         return sum(image.size for image in self._images.values())
+
+
+_PASSWD = b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n"
+_GROUP = b"root:x:0:\nnobody:x:65534:\n"
+
+
+def image_files(image: FakeImage) -> dict[str, bytes]:
+    """The files an image volume of ``image`` shows: a small busybox-shaped root."""
+    if image.config.pause:
+        return {"/pause": b"\x7fELF pause\n"}
+    files = {f"/bin/{tool}": b"\x7fELF busybox\n" for tool in ("busybox", "sh", "ls", "cat")}
+    files.update({"/etc/passwd": _PASSWD, "/etc/group": _GROUP, "/etc/hostname": b""})
+    return files

@@ -73,6 +73,7 @@ __all__ = [
     "FakeFS",
     "Interrupted",
     "ProcessContext",
+    "ReadOnlyFileSystem",
     "Shell",
     "Terminated",
     "is_runnable",
@@ -199,14 +200,31 @@ class Control:
                 self._event.clear()
 
 
+class ReadOnlyFileSystem(Exception):
+    """A write under a read-only mount (EROFS)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.path = path
+
+
 class FakeFS:
-    """A container's in-memory filesystem: files only, directories implied."""
+    """A container's in-memory filesystem: files only, directories implied.
+
+    Paths under ``read_only`` (image volumes) refuse every change.
+    """
 
     BASE_DIRS: ClassVar[frozenset[str]] = frozenset(
         {"/", "/bin", "/dev", "/etc", "/home", "/proc", "/root", "/sys", "/tmp", "/usr", "/var"}
     )
 
-    def __init__(self, files: Mapping[str, bytes] | None = None, dirs: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        files: Mapping[str, bytes] | None = None,
+        dirs: Sequence[str] = (),
+        read_only: Sequence[str] = (),
+    ) -> None:
+        self._read_only = tuple(posixpath.normpath(p) for p in read_only)
         self._lock = threading.Lock()
         self._files: dict[str, bytes] = dict(files or {})
         self._dirs = set(self.BASE_DIRS) | {posixpath.normpath(d) for d in dirs}
@@ -217,17 +235,27 @@ class FakeFS:
         with self._lock:
             return self._files.get(path)
 
+    def _check_writable(self, path: str) -> None:
+        for root in self._read_only:
+            if path == root or path.startswith(root.rstrip("/") + "/"):
+                raise ReadOnlyFileSystem(path)
+
     def write(self, path: str, data: bytes, append: bool = False) -> None:
+        self._check_writable(path)
         with self._lock:
             old = self._files.get(path, b"") if append else b""
             self._files[path] = old + data
             self.written_bytes += len(data)
 
     def remove(self, path: str) -> bool:
+        if path in self._files:
+            self._check_writable(path)
         with self._lock:
             return self._files.pop(path, None) is not None
 
     def mkdir(self, path: str) -> None:
+        if not self.is_dir(path):
+            self._check_writable(path)
         with self._lock:
             self._dirs.add(path)
 
@@ -557,6 +585,13 @@ class Shell:
         return status
 
     def _exec_simple(self, node: Simple, io: IO) -> int:
+        try:
+            return self._exec_simple_checked(node, io)
+        except ReadOnlyFileSystem as err:  # a redirection into a read-only mount
+            io.err(f"{self.name}: can't create {err.path}: Read-only file system\n".encode())
+            return 1
+
+    def _exec_simple_checked(self, node: Simple, io: IO) -> int:
         self.control.check()
         try:
             argv = [v for w in node.words for v in self.expand_word(w)]
@@ -758,7 +793,11 @@ class Shell:
         args = argv[1:]
         builtin = self.BUILTINS.get(name)
         if builtin is not None:
-            return builtin(self, args, io)
+            try:
+                return builtin(self, args, io)
+            except ReadOnlyFileSystem as err:
+                io.err(f"{name}: {err.path}: Read-only file system\n".encode())
+                return 1
         if name in SHELLS:
             return self._run_shell(name, args, io)
         if name in DAEMONS:

@@ -43,7 +43,14 @@ from pycri.shim import PullProgress, Shim
 from pycri.streaming.streams import PortConnection, StreamIO
 
 from .faults import FaultInjector
-from .images import DEFAULT_PAUSE_IMAGE, DEFAULT_PRELOAD, FakeImage, ImageStore, image_config_for
+from .images import (
+    DEFAULT_PAUSE_IMAGE,
+    DEFAULT_PRELOAD,
+    FakeImage,
+    ImageStore,
+    image_config_for,
+    image_files,
+)
 from .metrics import pod_sandbox_metrics
 from .network import FakeNetwork
 from .processes import (
@@ -382,7 +389,7 @@ class FakeShim(Shim):
             log_path = os.path.join(log_dir, config.log_path) if log_dir and config.log_path else ""
             record = ContainerRecord.create(
                 pod_id,
-                config,
+                self._with_image_refs(config),
                 spec,
                 image.id,
                 argv,
@@ -392,6 +399,17 @@ class FakeShim(Shim):
             )
             self._containers[record.id] = record
         return record.id
+
+    def _with_image_refs(self, config: cri.ContainerConfig) -> cri.ContainerConfig:
+        """``config`` with each image mount's image id, as ContainerStatus reports it."""
+        if not any(m.HasField("image") for m in config.mounts):
+            return config
+        copy = cri.ContainerConfig()
+        copy.CopyFrom(config)
+        for mount in copy.mounts:
+            if mount.HasField("image"):
+                mount.image.image_ref = self._find_image(mount.image.image).id
+        return copy
 
     def _context(
         self, sandbox: SandboxRecord, config: cri.ContainerConfig, image: FakeImage
@@ -421,17 +439,41 @@ class FakeShim(Shim):
             files["/etc/resolv.conf"] = "".join(f"{line}\n" for line in lines).encode()
         files.update(_mounted_files(config.mounts))
         mount_dirs = [m.container_path for m in config.mounts]
+        volumes = self._image_volume_files(config)
+        files.update(volumes)
+        read_only = [m.container_path for m in config.mounts if m.HasField("image")]
         return ProcessContext(
             env=env,
             hostname=hostname,
             working_dir=working_dir,
-            fs=FakeFS(files, dirs=[working_dir, *mount_dirs]),
+            fs=FakeFS(files, dirs=[working_dir, *mount_dirs], read_only=read_only),
             pid=1,
             ip=sandbox.ip,
             uid=uid,
             gid=gid,
             net=sandbox.network,
         )
+
+    def _image_volume_files(self, config: cri.ContainerConfig) -> dict[str, bytes]:
+        """The files of the config's image mounts (core checked them), where they appear."""
+        files: dict[str, bytes] = {}
+        for index, mount in enumerate(config.mounts):
+            if not mount.HasField("image"):
+                continue
+            tree = image_files(self._find_image(mount.image.image))
+            sub = "/" + mount.image_sub_path if mount.image_sub_path else ""
+            target = mount.container_path.rstrip("/")
+            if sub in tree:  # a file
+                files[mount.container_path] = tree[sub]
+                continue
+            inside = {p: d for p, d in tree.items() if p.startswith(sub + "/")}
+            if not inside:
+                raise InvalidArgumentError(
+                    f"config.mounts[{index}]: image_sub_path {mount.image_sub_path!r} "
+                    "does not exist in the image"
+                )
+            files.update({target + p[len(sub) :]: d for p, d in inside.items()})
+        return files
 
     def start_container(self, container_id: str) -> None:
         with self._lock:
@@ -667,6 +709,12 @@ class FakeShim(Shim):
                 )
             console = record.console
         console.attach(io)
+
+    def attached(self, container_id: str) -> int:
+        """How many attach sessions follow the container now (for tests to sync on)."""
+        with self._lock:
+            console = self._container(container_id).console
+        return console.attached if console is not None else 0
 
     def port_forward(self, pod_id: str, port: int, connection: PortConnection) -> None:
         with self._lock:

@@ -119,6 +119,12 @@ class Console:
         self.exited = threading.Event()
 
     @property
+    def attached(self) -> int:
+        """How many attach sessions follow this console now."""
+        with self._lock:
+            return len(self._clients)
+
+    @property
     def process_stdin(self) -> bytes | Stdin | None:
         return self.stdin if self.stdin is not None else b""
 

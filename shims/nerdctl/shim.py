@@ -61,8 +61,10 @@ from pycri.core.engine import (
     encode_labels,
 )
 from pycri.core.engine_names import CONTAINERD_NAMES, container_name, sandbox_name
+from pycri.core.image_volumes import find_image_mounts
 from pycri.core.images import is_image_id
 from pycri.core.logcopy import LogCopiers
+from pycri.core.security import container_security
 from pycri.errors import (
     CRIError,
     FailedPreconditionError,
@@ -80,6 +82,7 @@ from . import convert, interactive, metrics, specedit, stats
 from . import labels as labelcodec
 from .cni import PodNetwork, networks_of
 from .host import Cgroups, RuncState, exec_processes, kill_pids
+from .image_volumes import ImageVolumes, with_image_refs
 from .images import ImageStore
 from .logsource import json_log_source
 from .options import NerdctlOptions
@@ -115,6 +118,7 @@ class NerdctlShim(Shim):
             self.options.nerdctl, self.options.global_args(), self.options.timeout
         )
         self.images = ImageStore(self.runner, self.options)
+        self.volumes = ImageVolumes(self.images.ctr, self.options.state_dir)
         self.cgroups = Cgroups(self.options.cgroup_root, self.options.namespace)
         self.pod_network = PodNetwork(
             self.options.namespace, self.options.cni_path, self.options.cni_netconfpath
@@ -126,7 +130,7 @@ class NerdctlShim(Shim):
         self._wrapper: str | None = None
         if recover_logs:
             threading.Thread(
-                target=self._recover_logs, name="pycri-nerdctl-recover", daemon=True
+                target=self._recover, name="pycri-nerdctl-recover", daemon=True
             ).start()
 
     @classmethod
@@ -391,6 +395,27 @@ class NerdctlShim(Shim):
         sandbox_config: cri.PodSandboxConfig,
     ) -> str:
         self._check_label_keys(config.labels, config.annotations)
+        image_mounts = find_image_mounts(self, config)
+        if not image_mounts:
+            return self._create_container(pod_id, config, sandbox_config)
+        name = container_name(config.metadata, sandbox_config.metadata, CONTAINERD_NAMES)
+        with self.volumes.locked():  # no prune between the mounts and the container
+            engine_config = self.volumes.mount(name, config, image_mounts)
+            try:
+                reported = with_image_refs(config, image_mounts).mounts
+                return self._create_container(pod_id, engine_config, sandbox_config, reported)
+            except BaseException:
+                self.volumes.release(name)
+                raise
+
+    def _create_container(
+        self,
+        pod_id: str,
+        config: cri.ContainerConfig,
+        sandbox_config: cri.PodSandboxConfig,
+        reported_mounts: Sequence[cri.Mount] = (),
+    ) -> str:
+        """CreateContainer once image mounts are binds; ``reported_mounts`` as requested."""
         requested = config.image.image
         image = self.images.status(requested)
         if image is None:
@@ -407,11 +432,11 @@ class NerdctlShim(Shim):
             labelcodec.LABEL_KEYS: json.dumps(sorted(config.labels)),
             "image": requested,
             "image-ref": image.id,
-            "mounts": build.mounts_label(config.mounts),
+            "mounts": build.mounts_label(reported_mounts or config.mounts),
         }
         if sandbox_config.linux.cgroup_parent:
             extra["cgroup-parent"] = sandbox_config.linux.cgroup_parent
-        edits = specedit.spec_labels(config.linux.security_context)
+        edits = specedit.spec_labels(container_security(config.linux.security_context))
         extra.update(edits)
         engine_labels = labelcodec.split(
             encode_labels(
@@ -454,12 +479,16 @@ class NerdctlShim(Shim):
 
     def remove_container(self, container_id: str) -> None:
         self.runner.run(["rm", container_id])
+        self.volumes.prune(self._container_names)
         # the container is gone: let its copier write what is left, then forget it
         with self._log_lock:
             done = self._log_done.pop(container_id, None)
         if done is not None:
             done.set()
         self.copiers.finish(container_id, LOG_DRAIN_TIMEOUT if done is not None else 0)
+
+    def _container_names(self) -> set[str]:
+        return {str(row.get("Names", "")) for row in self._ps(None)}
 
     def list_containers(self, hint: cri.ContainerFilter | None) -> list[cri.Container]:
         filters: list[str] = []
@@ -643,16 +672,21 @@ class NerdctlShim(Shim):
             return
         self._attach_logs(container_id, convert.raw_labels(data))
 
-    def _recover_logs(self) -> None:
-        """At start-up: resume copying the log of every container that has one."""
+    def _recover(self) -> None:
+        """At start-up: resume copying the log of every container that has one, and
+        release the network state of pods removed before (cni.py's sweep)."""
         try:
-            rows = self._ps(CONTAINER_KIND)
+            rows = self._ps(None)
         except CRIError as err:
-            log.warning("cannot resume container logs: %s", err.message)
+            log.warning("cannot resume container logs nor sweep CNI state: %s", err.message)
             return
         for row in rows:
+            labels = labelcodec.join(row.get("Labels") or {})
+            if labels.get(KIND_LABEL) != CONTAINER_KIND:
+                continue
             if convert.container_from_row(row).state != cri.CONTAINER_CREATED:
-                self._attach_logs(row["ID"], labelcodec.join(row.get("Labels") or {}))
+                self._attach_logs(row["ID"], labels)
+        self.pod_network.sweep({row["ID"] for row in rows})
 
     def reopen_container_log(self, container_id: str) -> None:
         if self.copiers.reopen(container_id):

@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from pycri.api import api_pb2 as cri
+from pycri.core.security import SecuritySpec
 from pycri.errors import InvalidArgumentError, UnavailableError
 
 __all__ = ["install_wrapper", "spec_labels"]
@@ -51,18 +51,20 @@ FIELDS = {"masked-paths": "maskedPaths", "readonly-paths": "readonlyPaths"}
 _MAX_JSON = 3000
 
 
-def spec_labels(sc: cri.LinuxContainerSecurityContext) -> dict[str, str]:
-    """pycri extras asking the wrapper for paths nerdctl would get wrong ({} if none)."""
+def spec_labels(spec: SecuritySpec) -> dict[str, str]:
+    """pycri extras asking the wrapper for paths nerdctl would get wrong ({} if none).
+
+    None in the spec is the runtime's default list, which nerdctl gives by
+    itself; a privileged container's spec has none at all (/proc unmasked,
+    as containerd's CRI does).
+    """
     wanted: dict[str, list[str]] = {}
-    if sc.privileged:
-        # containerd's CRI unmasks /proc for privileged containers
-        wanted = {"masked-paths": [], "readonly-paths": []}
-    else:
-        # an empty list means the runtime's defaults, as in containerd's CRI
-        if sc.masked_paths and set(sc.masked_paths) != DEFAULT_MASKED:
-            wanted["masked-paths"] = list(sc.masked_paths)
-        if sc.readonly_paths and set(sc.readonly_paths) != DEFAULT_READONLY:
-            wanted["readonly-paths"] = list(sc.readonly_paths)
+    for key, given, default in (
+        ("masked-paths", spec.masked_paths, DEFAULT_MASKED),
+        ("readonly-paths", spec.readonly_paths, DEFAULT_READONLY),
+    ):
+        if given is not None and set(given) != default:
+            wanted[key] = list(given)
     labels: dict[str, str] = {}
     for key, paths in wanted.items():
         if any(not path.startswith("/") for path in paths):

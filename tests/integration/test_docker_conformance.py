@@ -20,6 +20,7 @@ from test_docker_support import (
 )
 
 from pycri.client import CRIClient
+from pycri.shim import Shim
 from pycri.testing.conformance import ConformanceConfig, PodFactory, ShimConformance
 from pycri_shims.docker import DockerShim
 
@@ -57,6 +58,10 @@ class TestDockerConformance(ShimConformance):
         shim = DockerShim()
         yield shim
         shim.close()
+
+    def image_volume_leftovers(self, shim: Shim) -> list[str]:
+        assert isinstance(shim, DockerShim)
+        return shim.containers.volumes.leftovers()
 
     @pytest.mark.usefixtures("distinct_pull_image")
     def test_image_lifecycle(self, client: CRIClient, conformance: ConformanceConfig) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from pycri.shim import Shim
 from pycri.testing import require_real
 from pycri.testing.conformance import ConformanceConfig, ShimConformance
 from pycri_shims.nerdctl import NerdctlShim
@@ -42,3 +43,7 @@ class TestNerdctlConformance(ShimConformance):
         shim = TrackingShim(created)
         yield shim
         shim.close()
+
+    def image_volume_leftovers(self, shim: Shim) -> list[str]:
+        assert isinstance(shim, NerdctlShim)
+        return shim.volumes.leftovers()

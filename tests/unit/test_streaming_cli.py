@@ -22,6 +22,7 @@ from pycri.client import CRIClient
 from pycri.core.runtime import CRIRuntime
 from pycri.server.server import CRIServer
 from pycri.streaming.server import StreamingServer
+from pycri.testing.conformance import wait_for
 from pycri_shims.fake import FakeShim
 
 TIMEOUT = 20.0
@@ -29,6 +30,7 @@ TIMEOUT = 20.0
 
 @dataclass
 class Node:
+    fake: FakeShim
     endpoint: str
     client: CRIClient
     pod: str
@@ -68,7 +70,7 @@ def node() -> Iterator[Node]:
                 log_directory=f"{tmp}/logs",
             )
             pod = client.run_pod_sandbox(cri.RunPodSandboxRequest(config=config)).pod_sandbox_id
-            yield Node(server.address, client, pod, Path(tmp) / "logs")
+            yield Node(fake, server.address, client, pod, Path(tmp) / "logs")
         finally:
             client.close()
             server.stop(grace=0.5)
@@ -155,9 +157,22 @@ def test_exec_it_is_an_interactive_terminal(node: Node) -> None:
 
 
 def test_attach_follows_output_until_the_container_exits(node: Node) -> None:
-    ctr = node.run("late", ["sh", "-c", "sleep 1; echo late; echo oops >&2"])
-    result = run(node.pycrictl("attach", ctr))
-    assert (result.returncode, result.stdout, result.stderr) == (0, b"late\n", b"oops\n")
+    # the container prints once attach is there (the client's start-up takes
+    # seconds on a loaded machine; a fixed sleep made this flaky)
+    script = "until [ -e /go ]; do sleep 0.05; done; echo late; echo oops >&2"
+    ctr = node.run("late", ["sh", "-c", script])
+    attach = subprocess.Popen(
+        node.pycrictl("attach", ctr), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        wait_for(lambda: node.fake.attached(ctr) == 1, TIMEOUT, "pycrictl to attach")
+        node.client.exec_sync(cri.ExecSyncRequest(container_id=ctr, cmd=["touch", "/go"]))
+        stdout, stderr = attach.communicate(timeout=TIMEOUT)
+    finally:
+        if attach.poll() is None:
+            attach.kill()
+            attach.wait()
+    assert (attach.returncode, stdout, stderr) == (0, b"late\n", b"oops\n")
 
 
 def test_attach_i_feeds_the_containers_stdin(node: Node) -> None:
