@@ -33,6 +33,7 @@ __all__ = [
     "Usage",
     "container_metrics",
     "descriptors",
+    "names",
     "pod_sandbox_metrics",
 ]
 
