@@ -10,7 +10,9 @@ Options (``--shim-option KEY=VALUE``):
   dockerd answers them all at its next once-a-second tick, see stats.py);
 * ``pull_stall_timeout`` — seconds a pull may go without progress (default 60);
 * ``list_window`` — seconds one Docker list may answer both halves of a relist
-  (default 0: every list is its own Docker call; see lists.py).
+  (default 0: every list is its own Docker call; see lists.py);
+* ``state_dir`` — pycri's own files for this daemon (default /run/pycri/docker): the
+  staged recursive read-only mounts (pycri/core/rro_staging.py), root's alone.
 
 Nothing about pods or containers is kept in memory: every answer comes
 from Docker (names and labels), so a restarted server sees everything.
@@ -28,6 +30,7 @@ from typing import Any
 
 from pycri.api import api_pb2 as cri
 from pycri.core.images import normalize_reference
+from pycri.core.rro_staging import RROStaging
 from pycri.errors import CRIError
 from pycri.shim import PullProgress, Shim
 from pycri.streaming.netns import forward_into_pid_netns
@@ -60,6 +63,7 @@ class DockerShim(Shim):
         stats_workers: int | str = 256,
         pull_stall_timeout: float | str = 60.0,
         list_window: float | str = 0.0,
+        state_dir: str = "/run/pycri/docker",
     ) -> None:
         super().__init__()
         self.connection = DockerConnection(docker_host, float(timeout))
@@ -72,7 +76,10 @@ class DockerShim(Shim):
             pause_image,
             pull=lambda ref: self.images.pull_image(normalize_reference(ref), None),
         )
-        self.containers = Containers(self.connection, self.lists, self.sandboxes, self.logs)
+        self.staging = RROStaging(f"{state_dir}/rro")
+        self.containers = Containers(
+            self.connection, self.lists, self.sandboxes, self.logs, self.staging
+        )
         self.stats = DockerStats(self.connection, self._root_dir, int(stats_workers))
         self._root: str | None = None
         self.connection.on_connect(self._resume_logs)
@@ -93,6 +100,10 @@ class DockerShim(Shim):
             self.containers.resume_logs()
         except CRIError as err:
             log.warning("cannot resume container logs: %s", err.message)
+        try:
+            self.containers.sweep_staging()
+        except (CRIError, OSError) as err:
+            log.warning("cannot release orphaned recursive read-only mounts: %s", err)
 
     def close(self) -> None:
         self.logs.stop_all()
@@ -138,6 +149,10 @@ class DockerShim(Shim):
         details = {key: info.get(key) for key in keys}
         details.update(endpoint=self.connection.base_url, pauseImage=self.sandboxes.pause_image)
         return {"docker": json.dumps(details)}
+
+    def runtime_handler_features(self, handler: str) -> cri.RuntimeHandlerFeatures:
+        # Docker 20.10 cannot make a recursive read-only mount: pycri stages it
+        return cri.RuntimeHandlerFeatures(recursive_read_only_mounts=self.staging.supported())
 
     def cgroup_driver(self) -> cri.CgroupDriver:
         return cri.SYSTEMD if self._info().get("CgroupDriver") == "systemd" else cri.CGROUPFS

@@ -107,6 +107,7 @@ def mounts_label(mounts: Iterable[cri.Mount]) -> str:
                 "readonly": m.readonly,
                 "selinux_relabel": m.selinux_relabel,
                 "propagation": m.propagation,
+                "recursive_read_only": m.recursive_read_only,
             }
             for m in mounts
         ],

@@ -60,6 +60,7 @@ from pycri.core.engine import (
 from pycri.core.engine_names import CONTAINERD_NAMES, container_name, sandbox_name
 from pycri.core.images import is_image_id
 from pycri.core.logcopy import LogCopiers
+from pycri.core.rro_staging import RROStaging, with_mounts
 from pycri.errors import (
     CRIError,
     FailedPreconditionError,
@@ -121,6 +122,7 @@ class NerdctlShim(Shim):
         self._log_lock = threading.Lock()
         self._nerdctl_major: int | None = None
         self._wrapper: str | None = None
+        self.staging = RROStaging(f"{self.options.state_dir}/rro/{self.options.namespace}")
         if recover_logs:
             threading.Thread(
                 target=self._recover_logs, name="pycri-nerdctl-recover", daemon=True
@@ -310,6 +312,10 @@ class NerdctlShim(Shim):
             "nerdctlProcesses": json.dumps(self.runner.counter.snapshot()),
         }
 
+    def runtime_handler_features(self, handler: str) -> cri.RuntimeHandlerFeatures:
+        # runc 1.1 has no "rro" mount option: pycri stages the mount (core/rro_staging.py)
+        return cri.RuntimeHandlerFeatures(recursive_read_only_mounts=self.staging.supported())
+
     # -- pod sandboxes ---------------------------------------------------------
 
     def run_pod_sandbox(self, config: cri.PodSandboxConfig, runtime_handler: str) -> str:
@@ -400,11 +406,30 @@ class NerdctlShim(Shim):
             if not image.repo_tags:
                 raise NotFoundError(f"image {requested!r} has no name nerdctl can create from")
             image_name = image.repo_tags[0]
+        name = container_name(config.metadata, sandbox_config.metadata, CONTAINERD_NAMES)
+        with self.staging.creating(name, config.mounts) as mounts:
+            engine_config = with_mounts(config, mounts)
+            return self._create(
+                pod_id, engine_config, config, sandbox_config, name, image, image_name
+            )
+
+    def _create(
+        self,
+        pod_id: str,
+        config: cri.ContainerConfig,
+        requested_config: cri.ContainerConfig,
+        sandbox_config: cri.PodSandboxConfig,
+        name: str,
+        image: cri.Image,
+        image_name: str,
+    ) -> str:
+        """``nerdctl create``; ``config`` has the mounts nerdctl gets (staged ones swapped)."""
         extra = {
             labelcodec.LABEL_KEYS: json.dumps(sorted(config.labels)),
-            "image": requested,
+            "image": requested_config.image.image,
             "image-ref": image.id,
-            "mounts": build.mounts_label(config.mounts),
+            # the mounts as requested, which ContainerStatus reports
+            "mounts": build.mounts_label(requested_config.mounts),
         }
         if sandbox_config.linux.cgroup_parent:
             extra["cgroup-parent"] = sandbox_config.linux.cgroup_parent
@@ -421,7 +446,6 @@ class NerdctlShim(Shim):
                 extra=extra,
             )
         )
-        name = container_name(config.metadata, sandbox_config.metadata, CONTAINERD_NAMES)
         args = build.container_args(
             config,
             sandbox_config,
@@ -436,6 +460,9 @@ class NerdctlShim(Shim):
 
     def start_container(self, container_id: str) -> None:
         self.runner.run(["start", container_id])
+        if self.staging.staged():
+            # runc has made the container's own copy of staged mounts: the host's can go
+            self.staging.release(self._inspect(container_id, CONTAINER_KIND)["Name"])
         # the log path is in the labels: read them off the RPC's path
         threading.Thread(
             target=self._attach_logs_by_id,
@@ -450,7 +477,11 @@ class NerdctlShim(Shim):
         )
 
     def remove_container(self, container_id: str) -> None:
+        # staged mounts of a container never started: its name is needed to find them
+        name = self._inspect(container_id, CONTAINER_KIND)["Name"] if self.staging.staged() else ""
         self.runner.run(["rm", container_id])
+        if name:
+            self.staging.release(name)
         # the container is gone: let its copier write what is left, then forget it
         with self._log_lock:
             done = self._log_done.pop(container_id, None)
@@ -641,15 +672,30 @@ class NerdctlShim(Shim):
         self._attach_logs(container_id, convert.raw_labels(data))
 
     def _recover_logs(self) -> None:
-        """At start-up: resume copying the log of every container that has one."""
+        """At start-up: resume copying the log of every container that has one.
+
+        And release the staged mounts no created container owns (a killed server's).
+        """
         try:
             rows = self._ps(CONTAINER_KIND)
         except CRIError as err:
             log.warning("cannot resume container logs: %s", err.message)
             return
+        try:
+            self.staging.sweep(self._created_names)
+        except (CRIError, OSError) as err:
+            log.warning("cannot release orphaned recursive read-only mounts: %s", err)
         for row in rows:
             if convert.container_from_row(row).state != cri.CONTAINER_CREATED:
                 self._attach_logs(row["ID"], labelcodec.join(row.get("Labels") or {}))
+
+    def _created_names(self) -> set[str]:
+        # every container of the namespace, pycri's or not: a name is staged for one only
+        return {
+            str(row.get("Names") or "")
+            for row in self._ps(None)
+            if str(row.get("Status") or "").lower().startswith("created")
+        }
 
     def reopen_container_log(self, container_id: str) -> None:
         if self.copiers.reopen(container_id):
