@@ -15,6 +15,9 @@ named by the engine's container name, so a restarted server finds what
 is whose; :meth:`RROStaging.sweep` releases those no created container
 owns. A shared flock on ``<root>`` during staging + engine create keeps a
 sweep (exclusive) of another server from taking a staging in flight.
+Stagings are private mounts; when ``<root>`` sits on a shared mount it is
+first made a private mount point of its own, or they would be shared with
+(and copied into) every peer mount namespace.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import json
 import logging
 import os
 import platform
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -36,6 +40,7 @@ from pycri.errors import AlreadyExistsError, FailedPreconditionError
 __all__ = [
     "STAGED_LABEL",
     "RROStaging",
+    "make_private_mount_point",
     "mount_setattr_available",
     "restore_mounts",
     "staged_label",
@@ -55,6 +60,7 @@ _OPEN_TREE_CLONE = 1
 _MOVE_MOUNT_F_EMPTY_PATH = 0x4
 _MOUNT_ATTR_RDONLY = 0x1
 _MS_PRIVATE = 1 << 18
+_MS_BIND = 4096
 _MNT_DETACH = 2
 _UMOUNT_NOFOLLOW = 8
 _ARCHES = ("x86_64", "aarch64")
@@ -126,6 +132,41 @@ def _detach(target: str) -> None:
             raise OSError(code, f"umount2({target}): {os.strerror(code)}")
 
 
+def _unescape(field: str) -> str:
+    # mountinfo writes space, tab, newline and backslash as octal escapes
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), field)
+
+
+def _mount_holding(path: str, mountinfo: str = "/proc/self/mountinfo") -> tuple[str, bool]:
+    """The mount point of the (top) mount ``path`` is on, and whether it is shared."""
+    best, shared = "/", False
+    for line in Path(mountinfo).read_text().splitlines():
+        fields = line.split(" ")
+        point = _unescape(fields[4])
+        inside = path == point or path.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):  # later entries are stacked on top
+            tags = fields[6 : fields.index("-")]
+            best, shared = point, any(tag.startswith("shared:") for tag in tags)
+    return best, shared
+
+
+def make_private_mount_point(path: str) -> None:
+    """Make ``path`` a private mount point if the mount it is on is shared.
+
+    A mount attached under a shared mount joins its peer group, so a
+    staging would otherwise show up in the mount namespaces of every peer
+    (a systemd host's ``/`` is shared). The self-bind stays, as iproute2's
+    of /run/netns does: it holds no data.
+    """
+    real = os.path.realpath(path)
+    point, shared = _mount_holding(real)
+    if not shared:
+        return
+    if point != real:
+        _check(_libc.mount(os.fsencode(real), os.fsencode(real), None, _MS_BIND, None), "bind")
+    _check(_libc.mount(None, os.fsencode(real), None, _MS_PRIVATE, None), "make-private")
+
+
 def mount_setattr_available(probe_dir: str) -> str | None:
     """None when a recursive read-only clone can be made here; otherwise why not.
 
@@ -150,6 +191,7 @@ class RROStaging:
         self.root = Path(root)
         self._problem: str | None = None
         self._probed = False
+        self._root_private = False
 
     def supported(self) -> bool:
         """Whether this host and process can stage (probed once)."""
@@ -191,6 +233,10 @@ class RROStaging:
                 f"recursive read-only mounts are not available here: {self._problem}"
             )
         base = self._dir(name)
+        if not self._root_private:
+            with self._lock(fcntl.LOCK_EX):
+                make_private_mount_point(str(self.root))
+            self._root_private = True
         with self._lock(fcntl.LOCK_SH):
             try:
                 base.mkdir(mode=0o700)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -142,3 +145,36 @@ def test_status_reports_the_requested_mounts() -> None:
     config = cri.ContainerConfig(mounts=requested)
     assert with_mounts(config, requested) is config
     assert list(with_mounts(config, given).mounts) == given
+
+
+def test_nothing_staged_propagates_from_a_shared_mount(tmp_path: Path) -> None:
+    """A systemd host's / is shared: the staging root becomes a private mount point.
+
+    Run in a mount namespace of its own (unshare), whose / is made shared
+    there: nothing of it reaches this test's namespace.
+    """
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare (util-linux) is not installed")
+    host = tmp_path / "host"
+    host.mkdir()
+    script = f"""
+import subprocess
+from pycri.api import api_pb2 as cri
+from pycri.core.rro_staging import RROStaging
+subprocess.run(["mount", "--make-rshared", "/"], check=True)
+mount = cri.Mount(host_path={str(host)!r}, container_path="/d", readonly=True,
+                  recursive_read_only=True)
+with RROStaging({str(tmp_path / "state")!r}).creating("c", [mount]):
+    pass
+print(open("/proc/self/mountinfo").read())
+"""
+    out = subprocess.run(
+        ["unshare", "--mount", "--propagation", "unchanged", sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    staged = [line for line in out.splitlines() if f" {tmp_path}/state" in line]
+    assert len(staged) == 2, staged  # the root's self-bind, and the staging on it
+    assert all("shared:" not in line.partition(" - ")[0] for line in staged), staged
