@@ -25,6 +25,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -44,6 +45,7 @@ __all__ = [
     "mount_setattr_available",
     "restore_mounts",
     "staged_label",
+    "staging_key",
     "with_mounts",
 ]
 
@@ -184,6 +186,22 @@ def mount_setattr_available(probe_dir: str) -> str | None:
     return None
 
 
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
+
+
+def staging_key(name: str) -> str:
+    """The staging directory's name for engine container ``name``.
+
+    The name itself when it makes a short plain file name; Docker names can
+    be longer than a file name may be (a Kubernetes pod name alone takes up
+    to 253 characters), so others are a readable prefix and a hash.
+    """
+    if _PLAIN_NAME.match(name):
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:32]
+    return f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name[:80])}-{digest}"
+
+
 class RROStaging:
     """The staged recursive read-only mounts of one shim instance, under ``root``."""
 
@@ -203,9 +221,7 @@ class RROStaging:
         return self._problem is None
 
     def _dir(self, name: str) -> Path:
-        if not name or "/" in name or name.startswith("."):
-            raise ValueError(f"{name!r} cannot name a staging directory")
-        return self.root / name
+        return self.root / staging_key(name)
 
     @contextmanager
     def _lock(self, operation: int) -> Iterator[None]:
@@ -248,7 +264,7 @@ class RROStaging:
             try:
                 yield self._stage(base, mounts)
             except BaseException:
-                self.release(name)
+                self.release_quietly(name)
                 raise
 
     def _stage(self, base: Path, mounts: Sequence[cri.Mount]) -> list[cri.Mount]:
@@ -283,7 +299,7 @@ class RROStaging:
         return out
 
     def staged(self) -> list[str]:
-        """The names with a staging dir."""
+        """The staging dirs there are (:func:`staging_key` of their containers' names)."""
         try:
             return sorted(e.name for e in os.scandir(self.root) if e.is_dir(follow_symlinks=False))
         except FileNotFoundError:
@@ -291,7 +307,16 @@ class RROStaging:
 
     def release(self, name: str) -> None:
         """Unmount and remove the staging of container ``name`` (absent: nothing to do)."""
-        base = self._dir(name)
+        self._release(self._dir(name))
+
+    def release_quietly(self, name: str) -> None:
+        """:meth:`release`, logging a failure: the RPC it ends has done its work."""
+        try:
+            self.release(name)
+        except OSError as err:
+            log.warning("cannot release the staged mounts of %s (swept at restart): %s", name, err)
+
+    def _release(self, base: Path) -> None:
         try:
             entries = list(os.scandir(base))
         except FileNotFoundError:
@@ -307,7 +332,7 @@ class RROStaging:
             os.rmdir(base)
 
     def sweep(self, owners: Callable[[], set[str]]) -> list[str]:
-        """Release every staging whose name is not in ``owners()`` (containers still created).
+        """Release every staging whose container is not in ``owners()`` (names of created ones).
 
         ``owners`` is asked with the exclusive lock held, so stagings whose
         engine create is in flight are either visible there or not yet made.
@@ -315,10 +340,10 @@ class RROStaging:
         if not self.staged():
             return []
         with self._lock(fcntl.LOCK_EX):
-            keep = owners()
-            gone = [name for name in self.staged() if name not in keep]
-            for name in gone:
-                self.release(name)
+            keep = {staging_key(name) for name in owners()}
+            gone = [key for key in self.staged() if key not in keep]
+            for key in gone:
+                self._release(self.root / key)
         if gone:
             log.info("released %d orphaned recursive read-only staging(s): %s", len(gone), gone)
         return gone

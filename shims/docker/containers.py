@@ -182,7 +182,7 @@ class Containers:
         data = self.inspect(container_id)
         labels = labels_of(data)
         # runc has made the container's own copy of staged mounts: the host's can go
-        self._staging.release(_name(data))
+        self._staging.release_quietly(_name(data))
         self._logs.follow(container_id, labels.log_path, labels.extra.get(TTY) == "1")
 
     def stop(self, container_id: str, timeout: int) -> None:
@@ -197,7 +197,7 @@ class Containers:
         with self._conn.errors(f"removing container {container_id[:13]}"):
             self._conn.api.remove_container(container_id, v=True, force=True)
         if name:
-            self._staging.release(name)
+            self._staging.release_quietly(name)
         self._logs.forget(container_id)
 
     def sweep_staging(self) -> None:

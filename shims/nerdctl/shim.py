@@ -462,7 +462,7 @@ class NerdctlShim(Shim):
         self.runner.run(["start", container_id])
         if self.staging.staged():
             # runc has made the container's own copy of staged mounts: the host's can go
-            self.staging.release(self._inspect(container_id, CONTAINER_KIND)["Name"])
+            self.staging.release_quietly(self._inspect(container_id, CONTAINER_KIND)["Name"])
         # the log path is in the labels: read them off the RPC's path
         threading.Thread(
             target=self._attach_logs_by_id,
@@ -481,7 +481,7 @@ class NerdctlShim(Shim):
         name = self._inspect(container_id, CONTAINER_KIND)["Name"] if self.staging.staged() else ""
         self.runner.run(["rm", container_id])
         if name:
-            self.staging.release(name)
+            self.staging.release_quietly(name)
         # the container is gone: let its copier write what is left, then forget it
         with self._log_lock:
             done = self._log_done.pop(container_id, None)

@@ -125,8 +125,11 @@ def test_orphans_are_released_at_restart(server: Server) -> None:
             client.close()
 
             client = server.start()
-            wait_for(lambda: tree.copies() == 1, 60, "the orphaned staging to be released")
-            assert len(server.staged) == 1
+            wait_for(
+                lambda: tree.copies() == 1 and len(server.staged) == 1,
+                60,
+                "the orphaned staging to be released",
+            )
             # the created container kept its staging: it starts recursively read-only
             client.start_container(cri.StartContainerRequest(container_id=kept))
             result = client.exec_sync(

@@ -178,3 +178,17 @@ print(open("/proc/self/mountinfo").read())
     staged = [line for line in out.splitlines() if f" {tmp_path}/state" in line]
     assert len(staged) == 2, staged  # the root's self-bind, and the staging on it
     assert all("shared:" not in line.partition(" - ")[0] for line in staged), staged
+
+
+def test_names_longer_than_a_file_name(staging: RROStaging, tree: TreeWithSubmount) -> None:
+    """Docker names of Kubernetes pods go past 255 characters: the dir name is hashed."""
+    long_name = "k8s_app_" + "p" * 253 + "_kube-system_" + "u" * 36 + "_0"
+    other = long_name[:-1] + "1"
+    with staging.creating(long_name, [_rro(tree.path)]) as given:
+        pass
+    assert len(Path(given[0].host_path).parent.name) < 255
+    assert staging.sweep(lambda: {long_name}) == []  # owned: kept
+    assert tree.copies() == 1
+    assert len(staging.sweep(lambda: {other})) == 1
+    assert tree.copies() == 0
+    assert staging.staged() == []
