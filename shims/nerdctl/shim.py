@@ -13,8 +13,11 @@ RunPodSandbox                              2 (core's name check ``ps``; ``run -d
 CreateContainer                            4 (core: pod ``inspect``, pod's ``ps``;
                                            ``image inspect``; ``create``)
 StartContainer                             2, + 1 ``inspect`` off the RPC's path
-                                           (to follow its log)
-StopContainer, RemoveContainer             2 (core's ``inspect``; ``stop``/``rm``)
+                                           (to follow its log); + 1 ``inspect``
+                                           while recursive read-only mounts are
+                                           staged (core/rro_staging.py)
+StopContainer, RemoveContainer             2 (core's ``inspect``; ``stop``/``rm``);
+                                           RemoveContainer as StartContainer
 StopPodSandbox, RemovePodSandbox           3, + 1 per container to stop/remove;
                                            + CNI cleanup (cni.py): 1 plugin DEL,
                                            1 ``iptables -S`` (+ 1 restore if a
