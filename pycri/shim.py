@@ -90,6 +90,14 @@ class Shim(abc.ABC):
         """Runtime handlers (RuntimeClass names); ``""`` is the default one."""
         return [""]
 
+    def runtime_handler_features(self, handler: str) -> cri.RuntimeHandlerFeatures:
+        """What ``handler`` really supports (``Status`` reports it; the kubelet trusts it).
+
+        Core refuses a recursive read-only mount on a handler that does not
+        say ``recursive_read_only_mounts``.
+        """
+        return cri.RuntimeHandlerFeatures(recursive_read_only_mounts=False, user_namespaces=False)
+
     def cgroup_driver(self) -> cri.CgroupDriver:
         """``cri.SYSTEMD`` or ``cri.CGROUPFS``."""
         return cri.CGROUPFS

@@ -135,6 +135,10 @@ class HandlerRouter(Shim):
     def runtime_handlers(self) -> list[str]:
         return ["", *self.shims]
 
+    def runtime_handler_features(self, handler: str) -> cri.RuntimeHandlerFeatures:
+        # each shim serves its handler as its default one
+        return self.shims[self._handler(handler)].runtime_handler_features("")
+
     def cgroup_driver(self) -> cri.CgroupDriver:
         return self.shims[self.default].cgroup_driver()
 

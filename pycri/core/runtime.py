@@ -23,6 +23,7 @@ from pycri.core.image_volumes import find_image_mounts, validate_image_mounts
 from pycri.core.images import is_image_id, normalize_reference
 from pycri.core.names import NameReservations
 from pycri.core.policy import check_privileges
+from pycri.core.recursive_readonly import check_recursive_read_only
 from pycri.core.validation import (
     require_id,
     validate_container_config,
@@ -192,12 +193,7 @@ class CRIRuntime:
         response = cri.StatusResponse(
             status=cri.RuntimeStatus(conditions=self.shim.conditions()),
             runtime_handlers=[
-                cri.RuntimeHandler(
-                    name=name,
-                    features=cri.RuntimeHandlerFeatures(
-                        recursive_read_only_mounts=False, user_namespaces=False
-                    ),
-                )
+                cri.RuntimeHandler(name=name, features=self.shim.runtime_handler_features(name))
                 for name in self.shim.runtime_handlers()
             ],
         )
@@ -318,6 +314,9 @@ class CRIRuntime:
                 f"pod sandbox {pod_id[:13]} is not ready: containers can only be created "
                 "in a running pod"
             )
+        handler = pod.runtime_handler
+        features = self.shim.runtime_handler_features(handler)
+        check_recursive_read_only(config.mounts, features, handler)
         meta = config.metadata
         key = f"{pod_id}/{meta.name}_{meta.attempt}"
         with self._names.reserve(key, "container"):

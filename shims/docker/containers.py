@@ -19,6 +19,13 @@ from pycri.core.engine import (
 from pycri.core.engine import exit_reason as reason_for
 from pycri.core.engine_names import DOCKER_NAMES, container_name
 from pycri.core.image_volumes import find_image_mounts
+from pycri.core.rro_staging import (
+    STAGED_LABEL,
+    RROStaging,
+    restore_mounts,
+    staged_label,
+    with_mounts,
+)
 from pycri.errors import CRIError, NotFoundError
 from pycri_shims.docker.connection import DockerConnection
 from pycri_shims.docker.convert import PROPAGATION_FROM_DOCKER, container_body, create
@@ -79,6 +86,10 @@ def _mounts(data: Mapping[str, Any]) -> list[cri.Mount]:
     ]
 
 
+def _name(data: Mapping[str, Any]) -> str:
+    return str(data.get("Name") or "").lstrip("/")
+
+
 def _resources(host: Mapping[str, Any]) -> cri.ContainerResources:
     return cri.ContainerResources(
         linux=cri.LinuxContainerResources(
@@ -124,7 +135,9 @@ class Containers:
         logs: DockerLogs,
         images: _ImageLookup,
         volumes: ImageVolumes,
+        staging: RROStaging,
     ) -> None:
+        self._staging = staging
         self._conn = connection
         self._lists = lists
         self._sandboxes = sandboxes
@@ -157,30 +170,32 @@ class Containers:
         pod = labels_of(sandbox)
         # the sandbox's own record wins: CreateContainer's sandbox_config is optional
         log_dir = pod.extra.get(LOG_DIRECTORY) or sandbox_config.log_directory
-        extra = {
-            CREATED_AT: str(time.time_ns()),
-            TTY: "1" if config.tty else "",
-            USER_IMAGE: config.image.user_specified_image,
-            **image_labels,
-        }
-        labels = encode_labels(
-            CONTAINER_KIND,
-            config.metadata,
-            config.labels,
-            config.annotations,
-            sandbox_id=pod_id,
-            log_path=container_log_path(log_dir, config.log_path),
-            extra={key: value for key, value in extra.items() if value},
-        )
-        body = container_body(
-            config,
-            sandbox_id=pod_id,
-            sandbox_host=sandbox.get("HostConfig") or {},
-            labels=labels,
-        )
         name = container_name(config.metadata, pod_metadata(pod), DOCKER_NAMES)
-        with self._conn.errors(f"creating container {name}"):
-            return create(self._conn.api, name, body)
+        with self._staging.creating(name, config.mounts) as mounts:
+            extra = {
+                CREATED_AT: str(time.time_ns()),
+                TTY: "1" if config.tty else "",
+                USER_IMAGE: config.image.user_specified_image,
+                STAGED_LABEL: staged_label(config.mounts, mounts),
+                **image_labels,
+            }
+            labels = encode_labels(
+                CONTAINER_KIND,
+                config.metadata,
+                config.labels,
+                config.annotations,
+                sandbox_id=pod_id,
+                log_path=container_log_path(log_dir, config.log_path),
+                extra={key: value for key, value in extra.items() if value},
+            )
+            body = container_body(
+                with_mounts(config, mounts),
+                sandbox_id=pod_id,
+                sandbox_host=sandbox.get("HostConfig") or {},
+                labels=labels,
+            )
+            with self._conn.errors(f"creating container {name}"):
+                return create(self._conn.api, name, body)
 
     def inspect(self, container_id: str) -> Mapping[str, Any]:
         """Docker's inspect data of the container; NotFoundError for anything else."""
@@ -196,7 +211,10 @@ class Containers:
     def start(self, container_id: str) -> None:
         with self._conn.errors(f"starting container {container_id[:13]}"):
             self._conn.api.start(container_id)
-        labels = labels_of(self.inspect(container_id))
+        data = self.inspect(container_id)
+        labels = labels_of(data)
+        # runc has made the container's own copy of staged mounts: the host's can go
+        self._staging.release_quietly(_name(data))
         self._logs.follow(container_id, labels.log_path, labels.extra.get(TTY) == "1")
 
     def stop(self, container_id: str, timeout: int) -> None:
@@ -206,13 +224,27 @@ class Containers:
 
     def remove(self, container_id: str) -> None:
         self._logs.stop(container_id)
+        # staged mounts of a container never started: its name is needed to find them
+        name = _name(self.inspect(container_id)) if self._staging.staged() else ""
         with self._conn.errors(f"removing container {container_id[:13]}"):
             self._conn.api.remove_container(container_id, v=True, force=True)
+        if name:
+            self._staging.release_quietly(name)
         self._logs.forget(container_id)
         try:
             self.volumes.prune()
         except CRIError as err:  # the container is gone; the next removal prunes again
             log.warning("cannot prune image volumes: %s", err.message)
+
+    def sweep_staging(self) -> None:
+        """Release staged mounts no created container owns (left by a killed server)."""
+        self._staging.sweep(self._created_names)
+
+    def _created_names(self) -> set[str]:
+        # every engine container, pycri's or not: a name is only ever staged for one
+        with self._conn.errors("listing created containers"):
+            found = self._conn.api.containers(all=True, filters={"status": ["created"]})
+        return {str(n).lstrip("/") for entry in found for n in entry.get("Names") or []}
 
     def list(self, hint: cri.ContainerFilter | None) -> list[cri.Container]:
         """One Docker call whatever the number of containers (see lists.py)."""
@@ -290,7 +322,10 @@ class Containers:
             message=state.get("Error") or "",
             labels=labels.labels,
             annotations=labels.annotations,
-            mounts=reported_mounts(labels.extra, _mounts(data)),
+            mounts=reported_mounts(
+                labels.extra,
+                restore_mounts(_mounts(data), labels.extra.get(STAGED_LABEL, "")),
+            ),
             log_path=labels.log_path,
             resources=_resources(host),
             user=_user(config, host),

@@ -11,8 +11,11 @@ Options (``--shim-option KEY=VALUE``):
 * ``pull_stall_timeout`` — seconds a pull may go without progress (default 60);
 * ``list_window`` — seconds one Docker list may answer both halves of a relist
   (default 0: every list is its own Docker call; see lists.py).
-* ``state_dir`` — pycri's files for this shim: the image trees that image
-  volumes bind-mount (default /var/lib/pycri/docker; see image_volumes.py).
+* ``state_dir`` — pycri's files for this shim, root's alone (default
+  /var/lib/pycri/docker, on disk: image trees can be large): the image trees
+  that image volumes bind-mount (``image-volumes/``, see image_volumes.py)
+  and the staged recursive read-only mounts (``rro/``,
+  pycri/core/rro_staging.py).
 
 Nothing about pods or containers is kept in memory: every answer comes
 from Docker (names and labels), so a restarted server sees everything.
@@ -31,6 +34,7 @@ from typing import Any
 from pycri.api import api_pb2 as cri
 from pycri.core import metrics as core_metrics
 from pycri.core.images import normalize_reference
+from pycri.core.rro_staging import RROStaging
 from pycri.errors import CRIError
 from pycri.shim import PullProgress, Shim
 from pycri.streaming.netns import forward_into_pid_netns
@@ -78,6 +82,7 @@ class DockerShim(Shim):
             pause_image,
             pull=lambda ref: self.images.pull_image(normalize_reference(ref), None),
         )
+        self.staging = RROStaging(f"{state_dir}/rro")
         self.containers = Containers(
             self.connection,
             self.lists,
@@ -85,6 +90,7 @@ class DockerShim(Shim):
             self.logs,
             self.images,
             ImageVolumes(self.connection, state_dir),
+            self.staging,
         )
         self.stats = DockerStats(self.connection, self._root_dir, int(stats_workers))
         self.metrics = DockerMetrics(self.connection, self._root_dir)
@@ -107,6 +113,10 @@ class DockerShim(Shim):
             self.containers.resume_logs()
         except CRIError as err:
             log.warning("cannot resume container logs: %s", err.message)
+        try:
+            self.containers.sweep_staging()
+        except (CRIError, OSError) as err:
+            log.warning("cannot release orphaned recursive read-only mounts: %s", err)
 
     def close(self) -> None:
         self.logs.stop_all()
@@ -153,6 +163,10 @@ class DockerShim(Shim):
         details = {key: info.get(key) for key in keys}
         details.update(endpoint=self.connection.base_url, pauseImage=self.sandboxes.pause_image)
         return {"docker": json.dumps(details)}
+
+    def runtime_handler_features(self, handler: str) -> cri.RuntimeHandlerFeatures:
+        # Docker 20.10 cannot make a recursive read-only mount: pycri stages it
+        return cri.RuntimeHandlerFeatures(recursive_read_only_mounts=self.staging.supported())
 
     def cgroup_driver(self) -> cri.CgroupDriver:
         return cri.SYSTEMD if self._info().get("CgroupDriver") == "systemd" else cri.CGROUPFS

@@ -268,6 +268,10 @@ class FakeShim(Shim):
     def runtime_handlers(self) -> list[str]:
         return list(self._handlers)
 
+    def runtime_handler_features(self, handler: str) -> cri.RuntimeHandlerFeatures:
+        # simulated: core checks the rules, the container records the mounts as asked
+        return cri.RuntimeHandlerFeatures(recursive_read_only_mounts=handler in self._handlers)
+
     def update_runtime_config(self, config: cri.RuntimeConfig) -> None:
         cidr = config.network_config.pod_cidr
         if cidr:

@@ -113,6 +113,7 @@ def mounts_label(mounts: Iterable[cri.Mount]) -> str:
                 "readonly": m.readonly,
                 "selinux_relabel": m.selinux_relabel,
                 "propagation": m.propagation,
+                "recursive_read_only": m.recursive_read_only,
                 **_image_fields(m),
             }
             for m in mounts

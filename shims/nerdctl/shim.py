@@ -13,8 +13,11 @@ RunPodSandbox                              2 (core's name check ``ps``; ``run -d
 CreateContainer                            4 (core: pod ``inspect``, pod's ``ps``;
                                            ``image inspect``; ``create``)
 StartContainer                             2, + 1 ``inspect`` off the RPC's path
-                                           (to follow its log)
-StopContainer, RemoveContainer             2 (core's ``inspect``; ``stop``/``rm``)
+                                           (to follow its log); + 1 ``inspect``
+                                           while recursive read-only mounts are
+                                           staged (core/rro_staging.py)
+StopContainer, RemoveContainer             2 (core's ``inspect``; ``stop``/``rm``);
+                                           RemoveContainer as StartContainer
 StopPodSandbox, RemovePodSandbox           3, + 1 per container to stop/remove;
                                            + CNI cleanup (cni.py): 1 plugin DEL,
                                            1 ``iptables -S`` (+ 1 restore if a
@@ -64,6 +67,7 @@ from pycri.core.engine_names import CONTAINERD_NAMES, container_name, sandbox_na
 from pycri.core.image_volumes import find_image_mounts
 from pycri.core.images import is_image_id
 from pycri.core.logcopy import LogCopiers
+from pycri.core.rro_staging import RROStaging, with_mounts
 from pycri.core.security import container_security
 from pycri.errors import (
     CRIError,
@@ -128,6 +132,7 @@ class NerdctlShim(Shim):
         self._log_lock = threading.Lock()
         self._nerdctl_major: int | None = None
         self._wrapper: str | None = None
+        self.staging = RROStaging(f"{self.options.state_dir}/rro/{self.options.namespace}")
         if recover_logs:
             threading.Thread(
                 target=self._recover, name="pycri-nerdctl-recover", daemon=True
@@ -317,6 +322,10 @@ class NerdctlShim(Shim):
             "nerdctlProcesses": json.dumps(self.runner.counter.snapshot()),
         }
 
+    def runtime_handler_features(self, handler: str) -> cri.RuntimeHandlerFeatures:
+        # runc 1.1 has no "rro" mount option: pycri stages the mount (core/rro_staging.py)
+        return cri.RuntimeHandlerFeatures(recursive_read_only_mounts=self.staging.supported())
+
     # -- pod sandboxes ---------------------------------------------------------
 
     def run_pod_sandbox(self, config: cri.PodSandboxConfig, runtime_handler: str) -> str:
@@ -428,11 +437,36 @@ class NerdctlShim(Shim):
             if not image.repo_tags:
                 raise NotFoundError(f"image {requested!r} has no name nerdctl can create from")
             image_name = image.repo_tags[0]
+        name = container_name(config.metadata, sandbox_config.metadata, CONTAINERD_NAMES)
+        with self.staging.creating(name, config.mounts) as mounts:
+            engine_config = with_mounts(config, mounts)
+            return self._create(
+                pod_id,
+                engine_config,
+                reported_mounts or config.mounts,
+                sandbox_config,
+                name,
+                image,
+                image_name,
+            )
+
+    def _create(
+        self,
+        pod_id: str,
+        config: cri.ContainerConfig,
+        reported_mounts: Sequence[cri.Mount],
+        sandbox_config: cri.PodSandboxConfig,
+        name: str,
+        image: cri.Image,
+        image_name: str,
+    ) -> str:
+        """``nerdctl create``; ``config`` has the mounts nerdctl gets (staged ones and
+        image volumes swapped for binds), ``reported_mounts`` those ContainerStatus reports."""
         extra = {
             labelcodec.LABEL_KEYS: json.dumps(sorted(config.labels)),
-            "image": requested,
+            "image": config.image.image,
             "image-ref": image.id,
-            "mounts": build.mounts_label(reported_mounts or config.mounts),
+            "mounts": build.mounts_label(reported_mounts),
         }
         if sandbox_config.linux.cgroup_parent:
             extra["cgroup-parent"] = sandbox_config.linux.cgroup_parent
@@ -449,7 +483,6 @@ class NerdctlShim(Shim):
                 extra=extra,
             )
         )
-        name = container_name(config.metadata, sandbox_config.metadata, CONTAINERD_NAMES)
         args = build.container_args(
             config,
             sandbox_config,
@@ -464,6 +497,9 @@ class NerdctlShim(Shim):
 
     def start_container(self, container_id: str) -> None:
         self.runner.run(["start", container_id])
+        if self.staging.staged():
+            # runc has made the container's own copy of staged mounts: the host's can go
+            self.staging.release_quietly(self._inspect(container_id, CONTAINER_KIND)["Name"])
         # the log path is in the labels: read them off the RPC's path
         threading.Thread(
             target=self._attach_logs_by_id,
@@ -478,7 +514,11 @@ class NerdctlShim(Shim):
         )
 
     def remove_container(self, container_id: str) -> None:
+        # staged mounts of a container never started: its name is needed to find them
+        name = self._inspect(container_id, CONTAINER_KIND)["Name"] if self.staging.staged() else ""
         self.runner.run(["rm", container_id])
+        if name:
+            self.staging.release_quietly(name)
         self.volumes.prune(self._container_names)
         # the container is gone: let its copier write what is left, then forget it
         with self._log_lock:
@@ -673,13 +713,18 @@ class NerdctlShim(Shim):
         self._attach_logs(container_id, convert.raw_labels(data))
 
     def _recover(self) -> None:
-        """At start-up: resume copying the log of every container that has one, and
-        release the network state of pods removed before (cni.py's sweep)."""
+        """At start-up: resume copying the log of every container that has one, release
+        the staged mounts no created container owns (a killed server's) and the network
+        state of pods removed before (cni.py's sweep)."""
         try:
             rows = self._ps(None)
         except CRIError as err:
             log.warning("cannot resume container logs nor sweep CNI state: %s", err.message)
             return
+        try:
+            self.staging.sweep(self._created_names)
+        except (CRIError, OSError) as err:
+            log.warning("cannot release orphaned recursive read-only mounts: %s", err)
         for row in rows:
             labels = labelcodec.join(row.get("Labels") or {})
             if labels.get(KIND_LABEL) != CONTAINER_KIND:
@@ -687,6 +732,14 @@ class NerdctlShim(Shim):
             if convert.container_from_row(row).state != cri.CONTAINER_CREATED:
                 self._attach_logs(row["ID"], labels)
         self.pod_network.sweep({row["ID"] for row in rows})
+
+    def _created_names(self) -> set[str]:
+        # every container of the namespace, pycri's or not: a name is staged for one only
+        return {
+            str(row.get("Names") or "")
+            for row in self._ps(None)
+            if str(row.get("Status") or "").lower().startswith("created")
+        }
 
     def reopen_container_log(self, container_id: str) -> None:
         if self.copiers.reopen(container_id):

@@ -19,9 +19,12 @@ from test_docker_support import (
     scratch_dir,
 )
 
+from pycri.api import api_pb2 as cri
 from pycri.client import CRIClient
+from pycri.errors import InvalidArgumentError
 from pycri.shim import Shim
 from pycri.testing.conformance import ConformanceConfig, PodFactory, ShimConformance
+from pycri.testing.submounts import tree_with_submount
 from pycri_shims.docker import DockerShim
 
 pytestmark = pytest.mark.real
@@ -81,3 +84,30 @@ class TestDockerConformance(ShimConformance):
                     docker_sdk.api.remove_image(image_id, force=True)
                 except docker.errors.APIError:
                     pass  # gone, or a container (of another run) still uses it
+
+    def test_recursive_read_only_staging_undone_when_create_fails(
+        self, client: CRIClient, pods: PodFactory, conformance: ConformanceConfig, shim: DockerShim
+    ) -> None:
+        """Docker refuses the create after pycri staged the mount: the staging goes too."""
+        pod_id, pod = pods.run()
+        with scratch_dir() as scratch, tree_with_submount(scratch / "host") as tree:
+            rro = cri.Mount(
+                host_path=str(tree.path),
+                container_path="/data",
+                readonly=True,
+                recursive_read_only=True,
+            )
+            twice = cri.Mount(host_path=str(tree.path), container_path="/data", readonly=True)
+            config = cri.ContainerConfig(
+                metadata=cri.ContainerMetadata(name="refused"),
+                image=cri.ImageSpec(image=conformance.image),
+                command=["sleep", "60"],
+                mounts=[rro, twice],
+            )
+            request = cri.CreateContainerRequest(
+                pod_sandbox_id=pod_id, config=config, sandbox_config=pod
+            )
+            with pytest.raises(InvalidArgumentError, match="Duplicate mount point"):
+                client.create_container(request)
+            assert tree.copies() == 0
+            assert not any(name.startswith("k8s_refused_") for name in shim.staging.staged())

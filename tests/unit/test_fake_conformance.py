@@ -14,7 +14,7 @@ class TestFakeConformance(ShimConformance):
     @pytest.fixture
     def conformance(self) -> ConformanceConfig:
         # each test has a FakeShim of its own, which "pulls" anything
-        return ConformanceConfig(sandbox_image_removable=True)
+        return ConformanceConfig(sandbox_image_removable=True, real_mounts=False)
 
     @pytest.fixture
     def shim(self) -> Iterator[FakeShim]:
