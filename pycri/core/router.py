@@ -135,6 +135,12 @@ class HandlerRouter(Shim):
     def runtime_handlers(self) -> list[str]:
         return ["", *self.shims]
 
+    def supplemental_groups_policy(self, runtime_handler: str | None = None) -> bool:
+        """Per handler; for the node (the kubelet reads one flag) only if every handler has it."""
+        if runtime_handler is None:
+            return all(shim.supplemental_groups_policy() for shim in self.shims.values())
+        return self.shims[self._handler(runtime_handler)].supplemental_groups_policy()
+
     def cgroup_driver(self) -> cri.CgroupDriver:
         return self.shims[self.default].cgroup_driver()
 

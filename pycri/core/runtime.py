@@ -19,6 +19,7 @@ from pycri.api import api_pb2 as cri
 from pycri.core import filters
 from pycri.core.engine import container_log_path
 from pycri.core.events import EventBus
+from pycri.core.identity import check_policy_supported
 from pycri.core.images import is_image_id, normalize_reference
 from pycri.core.names import NameReservations
 from pycri.core.policy import check_privileges
@@ -199,6 +200,9 @@ class CRIRuntime:
                 )
                 for name in self.shim.runtime_handlers()
             ],
+            features=cri.RuntimeFeatures(
+                supplemental_groups_policy=self.shim.supplemental_groups_policy()
+            ),
         )
         if request.verbose:
             response.info.update(self.shim.info())
@@ -316,6 +320,11 @@ class CRIRuntime:
                 f"pod sandbox {pod_id[:13]} is not ready: containers can only be created "
                 "in a running pod"
             )
+        check_policy_supported(
+            config.linux.security_context,
+            self.shim.supplemental_groups_policy(pod.runtime_handler),
+            pod.runtime_handler or self.shim.name,
+        )
         meta = config.metadata
         key = f"{pod_id}/{meta.name}_{meta.attempt}"
         with self._names.reserve(key, "container"):

@@ -44,6 +44,15 @@ class ImageConfig:
     env: tuple[tuple[str, str], ...] = (("PATH", _PATH),)
     working_dir: str = ""
     pause: bool = False
+    #: the image's users: (uid, primary gid from /etc/passwd, memberships in /etc/group)
+    users: tuple[tuple[int, int, tuple[int, ...]], ...] = ((0, 0, ()),)
+
+    def user(self, uid: int) -> tuple[int, tuple[int, ...]]:
+        """The primary gid and /etc/group memberships of ``uid`` (0 and none if unknown)."""
+        for known, gid, groups in self.users:
+            if known == uid:
+                return gid, groups
+        return 0, ()
 
 
 # Keyed by the last component of the repository path.
@@ -78,6 +87,10 @@ _CONFIGS: dict[str, ImageConfig] = {
     "mongo": ImageConfig(size=854_589_440, entrypoint=("docker-entrypoint.sh",), cmd=("mongod",)),
     "etcd": ImageConfig(size=57_475_072, cmd=("/usr/local/bin/etcd",)),
     "coredns": ImageConfig(size=61_245_440, entrypoint=("/coredns",), cmd=()),
+    # critest's image: default-user (1000) is a member of group 50000 in its /etc/group
+    "test-image-predefined-group": ImageConfig(
+        size=2_979_840, users=((0, 0, (10,)), (1000, 1000, (50000,)))
+    ),
 }
 
 

@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Self
 
 from pycri import __version__
 from pycri.api import api_pb2 as cri
+from pycri.core.identity import groups_policy, process_groups
 from pycri.core.images import (
     is_image_id,
     is_sandbox_image,
@@ -148,6 +149,8 @@ class FakeShim(Shim):
         #: set False to report the NetworkReady / RuntimeReady condition as failing
         self.network_ready = network_ready
         self.runtime_ready = runtime_ready
+        #: set False to play a runtime that cannot give SupplementalGroupsPolicy Strict
+        self.strict_groups = True
         #: scripted failures and latency per RPC (applied in before_rpc)
         self.faults = FaultInjector()
         for ref in _names(preload):
@@ -258,6 +261,9 @@ class FakeShim(Shim):
 
     def runtime_handlers(self) -> list[str]:
         return list(self._handlers)
+
+    def supplemental_groups_policy(self, runtime_handler: str | None = None) -> bool:
+        return self.strict_groups  # processes get core.identity's groups
 
     def update_runtime_config(self, config: cri.RuntimeConfig) -> None:
         cidr = config.network_config.pod_cidr
@@ -402,7 +408,12 @@ class FakeShim(Shim):
         env.setdefault("HOME", "/root")
         security = config.linux.security_context
         uid = security.run_as_user.value if security.HasField("run_as_user") else 0
-        gid = security.run_as_group.value if security.HasField("run_as_group") else 0
+        gid, memberships = image.config.user(uid)
+        if security.HasField("run_as_group"):
+            gid = security.run_as_group.value  # Merge keeps the user's memberships
+        groups = process_groups(
+            groups_policy(security), gid, security.supplemental_groups, memberships
+        )
         working_dir = config.working_dir or image.config.working_dir or "/"
         dns = sandbox.config.dns_config
         files = {
@@ -428,6 +439,7 @@ class FakeShim(Shim):
             ip=sandbox.ip,
             uid=uid,
             gid=gid,
+            groups=tuple(sorted(groups)),
             net=sandbox.network,
         )
 

@@ -1,0 +1,173 @@
+"""SupplementalGroupsPolicy (core.identity): the rule, the feature flag, Strict refusals."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pycri.api import api_pb2 as cri
+from pycri.core.identity import (
+    check_policy_supported,
+    groups_policy,
+    image_memberships,
+    process_groups,
+    process_user,
+)
+from pycri.core.router import HandlerRouter
+from pycri.core.runtime import CRIRuntime
+from pycri.errors import InvalidArgumentError, UnimplementedError
+from pycri_shims.fake import FakeShim
+
+GROUP_IMAGE = "gcr.io/k8s-staging-cri-tools/test-image-predefined-group:latest"
+
+
+@pytest.mark.parametrize(
+    ("policy", "gid", "supplemental", "image_groups", "expected"),
+    [
+        # critest's two specs: uid 1000 (gid 1000) is in group 50000 in the image
+        (cri.Merge, 1000, [1234], [50000], [1000, 50000, 1234]),
+        (cri.Strict, 1000, [1234], [50000], [1000, 1234]),
+        (cri.Merge, 0, [], [], [0]),
+        (cri.Strict, 0, [], [10], [0]),
+        # no group twice, the primary gid first
+        (cri.Merge, 5, [7, 5, 7], [7, 9], [5, 7, 9]),
+        (cri.Strict, 5, [7, 5, 7], [7, 9], [5, 7]),
+    ],
+)
+def test_process_groups(
+    policy: cri.SupplementalGroupsPolicy,
+    gid: int,
+    supplemental: list[int],
+    image_groups: list[int],
+    expected: list[int],
+) -> None:
+    assert process_groups(policy, gid, supplemental, image_groups) == expected
+
+
+GROUP_FILE = """root:x:0:
+wheel:x:10:root
+default-user:x:1000:
+group-defined-in-image:x:50000:default-user
+both:x:60000:root,default-user
+# comment
++nis
+broken:x:notanumber:default-user
+"""
+
+
+@pytest.mark.parametrize(
+    ("user", "expected"),
+    [("default-user", [50000, 60000]), ("root", [10, 60000]), ("nobody", []), ("", [])],
+)
+def test_image_memberships(user: str, expected: list[int]) -> None:
+    assert image_memberships(user, GROUP_FILE) == expected
+
+
+def test_unknown_policy_is_invalid() -> None:
+    context = cri.LinuxContainerSecurityContext()
+    context.supplemental_groups_policy = 7  # type: ignore[assignment] - an open proto3 enum
+    with pytest.raises(InvalidArgumentError, match="supplemental_groups_policy 7"):
+        groups_policy(context)
+
+
+def test_strict_needs_support() -> None:
+    strict = cri.LinuxContainerSecurityContext(supplemental_groups_policy=cri.Strict)
+    check_policy_supported(strict, True, "x")
+    check_policy_supported(cri.LinuxContainerSecurityContext(), False, "x")  # Merge: always
+    with pytest.raises(UnimplementedError, match="Strict is not supported by the docker runtime"):
+        check_policy_supported(strict, False, "docker")
+
+
+def test_process_user_of_this_process() -> None:
+    user = process_user(os.getpid())
+    assert user is not None
+    assert (user.uid, user.gid) == (os.getuid(), os.getgid())
+    assert sorted(user.supplemental_groups) == sorted(os.getgroups())
+
+
+def test_process_user_of_a_gone_process(tmp_path: Path) -> None:
+    assert process_user(4242, proc=str(tmp_path)) is None
+
+
+# -- through the runtime (the fake simulates the rule) ---------------------------------
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeShim]:
+    shim = FakeShim(preload=["registry.k8s.io/pause:3.9", GROUP_IMAGE])
+    yield shim
+    shim.close()
+
+
+def _pod(runtime: CRIRuntime, handler: str = "") -> str:
+    meta = cri.PodSandboxMetadata(name=f"p{handler}", namespace="n", uid=f"u{handler}")
+    config = cri.PodSandboxConfig(metadata=meta)
+    request = cri.RunPodSandboxRequest(config=config, runtime_handler=handler)
+    return runtime.run_pod_sandbox(request).pod_sandbox_id
+
+
+def _create(runtime: CRIRuntime, pod_id: str, policy: cri.SupplementalGroupsPolicy) -> str:
+    context = cri.LinuxContainerSecurityContext(
+        run_as_user=cri.Int64Value(value=1000),
+        supplemental_groups=[1234],
+        supplemental_groups_policy=policy,
+    )
+    config = cri.ContainerConfig(
+        metadata=cri.ContainerMetadata(name=f"c{policy}"),
+        image=cri.ImageSpec(image=GROUP_IMAGE),
+        command=["sleep", "60"],
+        linux=cri.LinuxContainerConfig(security_context=context),
+    )
+    request = cri.CreateContainerRequest(pod_sandbox_id=pod_id, config=config)
+    return runtime.create_container(request).container_id
+
+
+@pytest.mark.parametrize(
+    ("policy", "groups", "id_g"),
+    [
+        (cri.Merge, [1000, 1234, 50000], b"1000 1234 50000\n"),
+        (cri.Strict, [1000, 1234], b"1000 1234\n"),
+    ],
+)
+def test_fake_runs_the_rule(
+    fake: FakeShim, policy: cri.SupplementalGroupsPolicy, groups: list[int], id_g: bytes
+) -> None:
+    runtime = CRIRuntime(fake)
+    assert runtime.status(cri.StatusRequest()).features.supplemental_groups_policy
+    container_id = _create(runtime, _pod(runtime), policy)
+    runtime.start_container(cri.StartContainerRequest(container_id=container_id))
+    status = runtime.container_status(cri.ContainerStatusRequest(container_id=container_id))
+    assert status.status.user.linux == cri.LinuxContainerUser(
+        uid=1000, gid=1000, supplemental_groups=groups
+    )
+    done = runtime.exec_sync(cri.ExecSyncRequest(container_id=container_id, cmd=["id", "-G"]))
+    assert done.stdout == id_g
+
+
+def test_strict_is_refused_where_unsupported(fake: FakeShim) -> None:
+    fake.strict_groups = False
+    runtime = CRIRuntime(fake)
+    assert not runtime.status(cri.StatusRequest()).features.supplemental_groups_policy
+    pod_id = _pod(runtime)
+    with pytest.raises(UnimplementedError, match="Strict is not supported by the fake runtime"):
+        _create(runtime, pod_id, cri.Strict)
+    assert fake.list_containers(None) == []  # refused before the shim was asked
+    _create(runtime, pod_id, cri.Merge)
+
+
+def test_router_claims_the_feature_only_if_every_handler_has_it(fake: FakeShim) -> None:
+    other = FakeShim(preload=["registry.k8s.io/pause:3.9", GROUP_IMAGE])
+    runtime = CRIRuntime(HandlerRouter({"full": fake, "merge-only": other}, default="full"))
+    try:
+        assert runtime.status(cri.StatusRequest()).features.supplemental_groups_policy
+        other.strict_groups = False
+        assert not runtime.status(cri.StatusRequest()).features.supplemental_groups_policy
+        # per pod, its handler decides
+        _create(runtime, _pod(runtime, "full"), cri.Strict)
+        with pytest.raises(UnimplementedError, match="merge-only runtime"):
+            _create(runtime, _pod(runtime, "merge-only"), cri.Strict)
+    finally:
+        runtime.close()
