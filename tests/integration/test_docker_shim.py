@@ -278,7 +278,8 @@ def test_env_mounts_workdir_user_and_readonly_rootfs(env: Endpoint) -> None:
     assert not mounts["/rw"].readonly
     assert mounts["/ro"].host_path == str(shared / "ro")
     assert (status.user.linux.uid, status.user.linux.gid) == (1234, 2345)
-    assert list(status.user.linux.supplemental_groups) == [3456]
+    # the running init's, as the kernel lists them (Docker adds the primary gid)
+    assert sorted(status.user.linux.supplemental_groups) == [2345, 3456]
 
 
 def cap_eff(env: Endpoint, container_id: str) -> int:
