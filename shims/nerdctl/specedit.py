@@ -126,7 +126,8 @@ def edit(bundle):
              for key, field in FIELDS.items() if "io.pycri." + key in notes}}
     if not found and GROUPS not in notes:
         return
-    spec.setdefault("linux", {{}}).update(found)
+    if found:
+        spec.setdefault("linux", {{}}).update(found)
     if GROUPS in notes:
         strict(spec.setdefault("process", {{}}).setdefault("user", {{}}), notes)
     save(path, spec)
