@@ -68,7 +68,7 @@ def test_image_memberships(user: str, expected: list[int]) -> None:
 
 def test_unknown_policy_is_invalid() -> None:
     context = cri.LinuxContainerSecurityContext()
-    context.supplemental_groups_policy = 7  # type: ignore[assignment] - an open proto3 enum
+    context.supplemental_groups_policy = 7  # type: ignore[assignment]  # proto3 enums are open
     with pytest.raises(InvalidArgumentError, match="supplemental_groups_policy 7"):
         groups_policy(context)
 
