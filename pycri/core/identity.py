@@ -22,6 +22,7 @@ meant to live together in :mod:`pycri.core.security`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from pycri.api import api_pb2 as cri
@@ -29,11 +30,13 @@ from pycri.core.linux import read_if_present
 from pycri.errors import InvalidArgumentError, UnimplementedError
 
 __all__ = [
+    "ProcessIdentity",
     "check_policy_supported",
     "groups_policy",
     "image_memberships",
     "process_groups",
     "process_user",
+    "resolve_identity",
 ]
 
 _POLICIES = frozenset(cri.SupplementalGroupsPolicy.values())
@@ -93,16 +96,83 @@ def process_groups(
 
 def image_memberships(user: str, group_file: str) -> list[int]:
     """The gids of the /etc/group lines (text ``group_file``) listing ``user`` as a member."""
-    gids: list[int] = []
     if not user:
-        return gids  # an empty member list splits into [""]
-    for line in group_file.splitlines():
-        fields = line.split(":")
-        if len(fields) < 4 or not fields[2].isdigit():
-            continue  # a comment, a NIS "+" line, or a broken entry: skipped, as libc does
-        if user in fields[3].split(","):
-            gids.append(int(fields[2]))
-    return _unique(gids)
+        return []  # an empty member list splits into [""]
+    rows = _entries(group_file, 4)  # comments, NIS "+" lines, broken entries: skipped
+    return _unique(int(row[2]) for row in rows if user in row[3].split(","))
+
+
+def _entries(text: str, fields: int) -> list[list[str]]:
+    """The well-formed lines of /etc/passwd or /etc/group, split (comments, NIS lines out)."""
+    rows = [line.split(":") for line in text.splitlines()]
+    return [row for row in rows if len(row) >= fields and row[2].isdigit()]
+
+
+@dataclass(frozen=True)
+class ProcessIdentity:
+    """Who a container's processes are: OCI ``process.user``."""
+
+    uid: int
+    gid: int
+    #: supplementary groups (``additionalGids``), the primary gid first
+    groups: tuple[int, ...]
+
+
+def resolve_identity(
+    context: cri.LinuxContainerSecurityContext,
+    passwd: str = "",
+    group: str = "",
+    image_user: str = "",
+) -> ProcessIdentity:
+    """The identity the CRI asks for, resolved against the image's files, as runc-based
+    runtimes do it: ``passwd``/``group`` are the image's /etc/passwd and /etc/group
+    texts, ``image_user`` its config's ``User`` (``uid``, ``name``, ``uid:gid``...).
+
+    The CRI's user (``run_as_username``, else ``run_as_user``) replaces the
+    image's; ``run_as_group`` replaces the gid of either. Merge adds the
+    user's memberships (by name) in the image's /etc/group, whatever decided
+    the gid, as containerd's CRI does.
+    """
+    users = _entries(passwd, 4)
+    name, uid, gid, group_part = "", 0, 0, ""
+    if context.run_as_username:
+        found = [row for row in users if row[0] == context.run_as_username]
+        if not found:
+            raise InvalidArgumentError(
+                f"user {context.run_as_username!r} is not in the image's /etc/passwd"
+            )
+        name, uid, gid = found[0][0], int(found[0][2]), int(found[0][3])
+    else:
+        user_part = ""
+        if context.HasField("run_as_user"):
+            user_part = str(context.run_as_user.value)
+        elif image_user:
+            user_part, _, group_part = image_user.partition(":")
+        key = user_part or "0"
+        for row in users:
+            if (row[2] if key.isdigit() else row[0]) == key:
+                name, uid, gid = row[0], int(row[2]), int(row[3])
+                break
+        else:
+            if not key.isdigit():
+                raise InvalidArgumentError(f"image user {key!r} is not in its /etc/passwd")
+            uid = int(key)  # a uid the image does not know: gid 0, no memberships
+    if context.HasField("run_as_group"):
+        gid = context.run_as_group.value
+    elif group_part:
+        gid = _group_id(group_part, group)
+    memberships = image_memberships(name, group)
+    groups = process_groups(groups_policy(context), gid, context.supplemental_groups, memberships)
+    return ProcessIdentity(uid=uid, gid=gid, groups=tuple(groups))
+
+
+def _group_id(ref: str, group_file: str) -> int:
+    if ref.isdigit():
+        return int(ref)
+    for row in _entries(group_file, 3):
+        if row[0] == ref:
+            return int(row[2])
+    raise InvalidArgumentError(f"image group {ref!r} is not in its /etc/group")
 
 
 def process_user(pid: int, proc: str = "/proc") -> cri.LinuxContainerUser | None:

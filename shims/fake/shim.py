@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Self
 
 from pycri import __version__
 from pycri.api import api_pb2 as cri
-from pycri.core.identity import groups_policy, process_groups
+from pycri.core.identity import resolve_identity
 from pycri.core.images import (
     is_image_id,
     is_sandbox_image,
@@ -407,16 +407,12 @@ class FakeShim(Shim):
         env.update((kv.key, kv.value) for kv in config.envs)
         env.setdefault("HOME", "/root")
         security = config.linux.security_context
-        uid = security.run_as_user.value if security.HasField("run_as_user") else 0
-        gid, memberships = image.config.user(uid)
-        if security.HasField("run_as_group"):
-            gid = security.run_as_group.value  # Merge keeps the user's memberships
-        groups = process_groups(
-            groups_policy(security), gid, security.supplemental_groups, memberships
-        )
+        who = resolve_identity(security, image.config.passwd, image.config.group, image.config.user)
         working_dir = config.working_dir or image.config.working_dir or "/"
         dns = sandbox.config.dns_config
         files = {
+            "/etc/passwd": image.config.passwd.encode(),
+            "/etc/group": image.config.group.encode(),
             "/etc/hostname": f"{hostname}\n".encode(),
             "/etc/hosts": (
                 "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
@@ -437,9 +433,9 @@ class FakeShim(Shim):
             fs=FakeFS(files, dirs=[working_dir, *mount_dirs]),
             pid=1,
             ip=sandbox.ip,
-            uid=uid,
-            gid=gid,
-            groups=tuple(sorted(groups)),
+            uid=who.uid,
+            gid=who.gid,
+            groups=tuple(sorted(who.groups)),  # as the kernel keeps them
             net=sandbox.network,
         )
 

@@ -15,6 +15,7 @@ from pycri.core.identity import (
     image_memberships,
     process_groups,
     process_user,
+    resolve_identity,
 )
 from pycri.core.router import HandlerRouter
 from pycri.core.runtime import CRIRuntime
@@ -64,6 +65,74 @@ broken:x:notanumber:default-user
 )
 def test_image_memberships(user: str, expected: list[int]) -> None:
     assert image_memberships(user, GROUP_FILE) == expected
+
+
+PASSWD_FILE = """root:x:0:0:root:/root:/bin/sh
+default-user:x:1000:1000::/home/default-user:/bin/sh
+other:x:2000:2001::/:/bin/sh
+"""
+Ctx = cri.LinuxContainerSecurityContext
+Int = cri.Int64Value
+
+
+@pytest.mark.parametrize(
+    ("context", "image_user", "expected"),
+    [
+        # critest's specs: uid 1000 from the CRI, gid from /etc/passwd
+        (
+            Ctx(run_as_user=Int(value=1000), supplemental_groups=[1234]),
+            "",
+            (1000, 1000, [1000, 50000, 60000, 1234]),
+        ),
+        (
+            Ctx(
+                run_as_user=Int(value=1000),
+                supplemental_groups=[1234],
+                supplemental_groups_policy=cri.Strict,
+            ),
+            "",
+            (1000, 1000, [1000, 1234]),
+        ),
+        # the image's user, by uid or name, with or without a group
+        (Ctx(), "1000", (1000, 1000, [1000, 50000, 60000])),
+        (Ctx(), "default-user:10", (1000, 10, [10, 50000, 60000])),
+        (Ctx(), "default-user:wheel", (1000, 10, [10, 50000, 60000])),
+        (Ctx(supplemental_groups_policy=cri.Strict), "default-user:wheel", (1000, 10, [10])),
+        # nothing: root, in wheel and both
+        (Ctx(), "", (0, 0, [0, 10, 60000])),
+        # the CRI's user replaces the image's; run_as_group keeps the memberships (Merge)
+        (Ctx(run_as_username="other"), "1000", (2000, 2001, [2001])),
+        (
+            Ctx(run_as_user=Int(value=1000), run_as_group=Int(value=3000)),
+            "",
+            (1000, 3000, [3000, 50000, 60000]),
+        ),
+        # a uid the image does not know: gid 0, no memberships
+        (Ctx(run_as_user=Int(value=4242), supplemental_groups=[5]), "", (4242, 0, [0, 5])),
+    ],
+)
+def test_resolve_identity(
+    context: cri.LinuxContainerSecurityContext,
+    image_user: str,
+    expected: tuple[int, int, list[int]],
+) -> None:
+    who = resolve_identity(context, PASSWD_FILE, GROUP_FILE, image_user)
+    assert (who.uid, who.gid, list(who.groups)) == expected
+
+
+@pytest.mark.parametrize(
+    ("context", "image_user", "message"),
+    [
+        (Ctx(run_as_username="nobody"), "", "user 'nobody' is not in the image's /etc/passwd"),
+        (Ctx(), "ghost", "image user 'ghost' is not in its /etc/passwd"),
+        (Ctx(), "root:ghosts", "image group 'ghosts' is not in its /etc/group"),
+    ],
+)
+def test_resolve_identity_of_unknown_names(
+    context: cri.LinuxContainerSecurityContext, image_user: str, message: str
+) -> None:
+    with pytest.raises(InvalidArgumentError, match=message):
+        resolve_identity(context, PASSWD_FILE, GROUP_FILE, image_user)
 
 
 def test_unknown_policy_is_invalid() -> None:
