@@ -28,7 +28,7 @@ set -euo pipefail
 
 CRITOOLS_MOD=sigs.k8s.io/cri-tools
 CRITEST_PKG=sigs.k8s.io/cri-tools/cmd/critest
-CRITEST_VERSION=v1.36.0
+CRITEST_VERSION=v1.37.0
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 SRC_DIR=$HERE/critest-images
@@ -131,7 +131,7 @@ build_critest() {
 }
 
 # ---------------------------------------------------------------- images ----
-# Every image critest v1.36 pulls (pkg/validate, pkg/framework), as
+# Every image critest v1.37 pulls (pkg/validate, pkg/framework), as
 # "REGISTRY_PATH KIND": KIND says which stand-in is built for it. Each line is
 # its own image (a label names the path), so that e.g. test-image-1 and
 # test-image-2 differ; the test-image-tags lines are one image with three tags,

@@ -128,35 +128,28 @@ def resolve_identity(
     runtimes do it: ``passwd``/``group`` are the image's /etc/passwd and /etc/group
     texts, ``image_user`` its config's ``User`` (``uid``, ``name``, ``uid:gid``...).
 
-    The CRI's user (``run_as_username``, else ``run_as_user``) replaces the
-    image's; ``run_as_group`` replaces the gid of either. Merge adds the
-    user's memberships (by name) in the image's /etc/group, whatever decided
-    the gid, as containerd's CRI does.
+    The CRI's user (``run_as_user``, else ``run_as_username``, as in
+    core.security) replaces the image's; ``run_as_group`` replaces the gid of
+    either. Merge adds the user's memberships (by name) in the image's
+    /etc/group, whatever decided the gid, as containerd's CRI does.
     """
-    users = _entries(passwd, 4)
-    name, uid, gid, group_part = "", 0, 0, ""
-    if context.run_as_username:
-        found = [row for row in users if row[0] == context.run_as_username]
-        if not found:
-            raise InvalidArgumentError(
-                f"user {context.run_as_username!r} is not in the image's /etc/passwd"
-            )
-        name, uid, gid = found[0][0], int(found[0][2]), int(found[0][3])
+    user_part, group_part = "", ""
+    if context.HasField("run_as_user"):
+        user_part = str(context.run_as_user.value)
+    elif context.run_as_username:
+        user_part = context.run_as_username
+    elif image_user:
+        user_part, _, group_part = image_user.partition(":")
+    key = user_part or "0"
+    name, uid, gid = "", 0, 0
+    for row in _entries(passwd, 4):
+        if (row[2] if key.isdigit() else row[0]) == key:
+            name, uid, gid = row[0], int(row[2]), int(row[3])
+            break
     else:
-        user_part = ""
-        if context.HasField("run_as_user"):
-            user_part = str(context.run_as_user.value)
-        elif image_user:
-            user_part, _, group_part = image_user.partition(":")
-        key = user_part or "0"
-        for row in users:
-            if (row[2] if key.isdigit() else row[0]) == key:
-                name, uid, gid = row[0], int(row[2]), int(row[3])
-                break
-        else:
-            if not key.isdigit():
-                raise InvalidArgumentError(f"image user {key!r} is not in its /etc/passwd")
-            uid = int(key)  # a uid the image does not know: gid 0, no memberships
+        if not key.isdigit():
+            raise InvalidArgumentError(f"user {key!r} is not in the image's /etc/passwd")
+        uid = int(key)  # a uid the image does not know: gid 0, no memberships
     if context.HasField("run_as_group"):
         gid = context.run_as_group.value
     elif group_part:

@@ -1,10 +1,10 @@
 """CRI configs -> the JSON bodies of Docker's ``POST /containers/create``.
 
-The mapping is pure (the host's capabilities and devices are read here,
-nothing is asked of Docker) so it can be read and tested in one place;
-:func:`create` is the one call that posts a body. Raw API bodies rather
-than docker-py's keyword helpers: they reach fields the helpers lack
-(StdinOnce, MaskedPaths, ReadonlyPaths).
+The mapping is pure (the host's devices are read here, nothing is asked
+of Docker; the security rules are pycri/core/security.py's) so it can be
+read and tested in one place; :func:`create` is the one call that posts a
+body. Raw API bodies rather than docker-py's keyword helpers: they reach
+fields the helpers lack (StdinOnce, MaskedPaths, ReadonlyPaths).
 """
 
 from __future__ import annotations
@@ -18,8 +18,16 @@ from typing import Any
 import docker.errors
 
 from pycri.api import api_pb2 as cri
-from pycri.core.linux import bounding_capabilities
-from pycri.core.security import Confinement, Profile, apparmor_profile, seccomp_profile
+from pycri.core.security import (
+    Confinement,
+    PidNamespace,
+    Profile,
+    SecuritySpec,
+    container_security,
+    oom_score_adj,
+    pid_namespace,
+    sandbox_security,
+)
 from pycri.errors import InvalidArgumentError
 
 __all__ = [
@@ -46,15 +54,6 @@ _PROTOCOLS = {cri.TCP: "tcp", cri.UDP: "udp", cri.SCTP: "sctp"}
 # /dev entries Docker's own --privileged leaves out (runtime-managed or per-container)
 _SKIP_DEV_DIRS = {"pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"}
 _UNKNOWN_CAP = re.compile(r'unknown capability: "?(CAP_[A-Z_]+)"?')
-
-
-def _cap(name: str) -> str:
-    name = name.upper()
-    return name if name.startswith("CAP_") or name == "ALL" else f"CAP_{name}"
-
-
-def _host_capabilities() -> list[str]:
-    return [f"CAP_{name}" for name in bounding_capabilities()]
 
 
 def _host_devices() -> list[dict[str, str]]:
@@ -102,12 +101,6 @@ def create(api: Any, name: str, body: dict[str, Any]) -> str:
         return str(created["Id"])
 
 
-def _user(uid: cri.Int64Value | None, username: str, gid: cri.Int64Value | None) -> str:
-    """Docker's ``user[:group]``; core refused a group without a user."""
-    user = str(uid.value) if uid is not None else username
-    return f"{user}:{gid.value}" if user and gid is not None else user
-
-
 def _profile(kind: str, profile: Profile) -> list[str]:
     """security_opt entries for a resolved seccomp or AppArmor profile."""
     if profile.confinement == Confinement.UNCONFINED:
@@ -126,42 +119,37 @@ def _read_profile(path: str) -> str:
         raise InvalidArgumentError(f"cannot read the seccomp profile {path}: {err}") from err
 
 
-def _selinux(options: cri.SELinuxOption | None) -> list[str]:
-    if options is None:
-        return []
-    parts = ("user", "role", "type", "level")
-    return [f"label={part}:{getattr(options, part)}" for part in parts if getattr(options, part)]
+def _security(body: dict[str, Any], host: dict[str, Any], spec: SecuritySpec) -> None:
+    """Render a resolved security spec (pycri/core/security.py) into the create body.
 
-
-def _privileged(host: dict[str, Any]) -> None:
-    """Everything --privileged gives, except what this kernel forbids.
-
-    ``Privileged: true`` asks for every capability and fails where the
-    bounding set lacks one (DESIGN.md section 7), so the capabilities are
-    the host's own; /sys stays read-only (Docker mounts it rw only for
+    Docker's own ``Privileged: true`` asks for every capability and fails
+    where the bounding set lacks one, so a privileged container gets the
+    spec's capabilities (the host's), every device and an unconfined
+    profile instead; /sys stays read-only (Docker mounts it rw only for
     Privileged).
     """
-    host["CapAdd"] = _host_capabilities()
-    host["CapDrop"] = []
+    if spec.user:
+        body["User"] = spec.user
+    if spec.supplemental_groups:
+        host["GroupAdd"] = [str(g) for g in spec.supplemental_groups]
+    host["ReadonlyRootfs"] = spec.readonly_rootfs
     host["SecurityOpt"] = [
-        *host.get("SecurityOpt", []),
-        "seccomp=unconfined",
-        "apparmor=unconfined",
+        *_profile("seccomp", spec.seccomp),
+        *_profile("apparmor", spec.apparmor),
+        *(f"label={part}" for part in spec.selinux),
+        *(["no-new-privileges"] if spec.no_new_privs else []),
     ]
-    host["MaskedPaths"] = []
-    host["ReadonlyPaths"] = []
-    host["Devices"] = [*host.get("Devices", []), *_host_devices()]
-    host["DeviceCgroupRules"] = ["a *:* rwm"]
-
-
-def _capabilities(host: dict[str, Any], caps: cri.Capability) -> None:
-    add = [_cap(c) for c in caps.add_capabilities]
-    if "ALL" in add:  # ALL fails on hosts whose bounding set is not full
-        add = _host_capabilities()
-    if add:
-        host["CapAdd"] = add
-    if caps.drop_capabilities:
-        host["CapDrop"] = [_cap(c) for c in caps.drop_capabilities]
+    if spec.cap_add:
+        host["CapAdd"] = list(spec.cap_add)
+    if spec.cap_drop:
+        host["CapDrop"] = list(spec.cap_drop)
+    if spec.masked_paths is not None:
+        host["MaskedPaths"] = list(spec.masked_paths)
+    if spec.readonly_paths is not None:
+        host["ReadonlyPaths"] = list(spec.readonly_paths)
+    if spec.privileged:
+        host["Devices"] = [*host.get("Devices", []), *_host_devices()]
+        host["DeviceCgroupRules"] = ["a *:* rwm"]
 
 
 def _port_bindings(
@@ -214,44 +202,17 @@ def sandbox_body(
         host["CgroupParent"] = linux.cgroup_parent
     if linux.sysctls:
         host["Sysctls"] = dict(linux.sysctls)
-    user = _user(
-        ctx.run_as_user if ctx.HasField("run_as_user") else None,
-        "",
-        ctx.run_as_group if ctx.HasField("run_as_group") else None,
-    )
-    if user:
-        body["User"] = user
-    if ctx.supplemental_groups:
-        host["GroupAdd"] = [str(g) for g in ctx.supplemental_groups]
-    host["ReadonlyRootfs"] = ctx.readonly_rootfs
-    host["SecurityOpt"] = [
-        *_profile(
-            "seccomp",
-            seccomp_profile(
-                ctx.seccomp if ctx.HasField("seccomp") else None, ctx.seccomp_profile_path
-            ),
-        ),
-        *_profile(
-            "apparmor", apparmor_profile(ctx.apparmor if ctx.HasField("apparmor") else None, "")
-        ),
-        *_selinux(ctx.selinux_options if ctx.HasField("selinux_options") else None),
-    ]
-    if ctx.privileged:
-        _privileged(host)
+    _security(body, host, sandbox_security(ctx))
     return body
 
 
 def _pid_mode(ns: cri.NamespaceOption, sandbox_id: str) -> str:
-    """CRI semantics: POD (the zero value) shares the sandbox's PID namespace."""
-    if ns.pid == cri.NODE:
+    mode, target = pid_namespace(ns)
+    if mode == PidNamespace.HOST:
         return "host"
-    if ns.pid == cri.CONTAINER:
+    if mode == PidNamespace.CONTAINER:
         return ""
-    if ns.pid == cri.TARGET:
-        if not ns.target_id:
-            raise InvalidArgumentError("namespace_options.pid is TARGET but target_id is empty")
-        return f"container:{ns.target_id}"
-    return f"container:{sandbox_id}"
+    return f"container:{target or sandbox_id}"
 
 
 def _binds(mounts: Iterable[cri.Mount]) -> list[str]:
@@ -271,10 +232,9 @@ def _binds(mounts: Iterable[cri.Mount]) -> list[str]:
 
 def _resources(host: dict[str, Any], res: cri.LinuxContainerResources) -> None:
     host.update(resources_update(res))
-    if res.oom_score_adj > 0:
-        # Never negative: lowering oom_score_adj needs CAP_SYS_RESOURCE, which
-        # some hosts' bounding sets lack (DESIGN.md section 7); raising is allowed.
-        host["OomScoreAdj"] = res.oom_score_adj
+    adj = oom_score_adj(res)
+    if adj is not None:
+        host["OomScoreAdj"] = adj
 
 
 def resources_update(res: cri.LinuxContainerResources) -> dict[str, Any]:
@@ -357,40 +317,5 @@ def container_body(
     if config.stop_signal:
         body["StopSignal"] = cri.Signal.Name(config.stop_signal)
     _resources(host, config.linux.resources)
-    user = _user(
-        ctx.run_as_user if ctx.HasField("run_as_user") else None,
-        ctx.run_as_username,
-        ctx.run_as_group if ctx.HasField("run_as_group") else None,
-    )
-    if user:
-        body["User"] = user
-    if ctx.supplemental_groups:
-        host["GroupAdd"] = [str(g) for g in ctx.supplemental_groups]
-    host["ReadonlyRootfs"] = ctx.readonly_rootfs
-    security = [
-        *_profile(
-            "seccomp",
-            seccomp_profile(
-                ctx.seccomp if ctx.HasField("seccomp") else None, ctx.seccomp_profile_path
-            ),
-        ),
-        *_profile(
-            "apparmor",
-            apparmor_profile(
-                ctx.apparmor if ctx.HasField("apparmor") else None, ctx.apparmor_profile
-            ),
-        ),
-        *_selinux(ctx.selinux_options if ctx.HasField("selinux_options") else None),
-    ]
-    if ctx.no_new_privs:
-        security.append("no-new-privileges")
-    host["SecurityOpt"] = security
-    if ctx.privileged:
-        _privileged(host)
-    else:
-        _capabilities(host, ctx.capabilities)
-        if ctx.masked_paths:
-            host["MaskedPaths"] = list(ctx.masked_paths)
-        if ctx.readonly_paths:
-            host["ReadonlyPaths"] = list(ctx.readonly_paths)
+    _security(body, host, container_security(ctx))
     return body

@@ -22,14 +22,20 @@ import os
 from collections.abc import Iterable, Sequence
 
 from pycri.api import api_pb2 as cri
-from pycri.core.linux import bounding_capabilities
-from pycri.core.security import Confinement, Profile, apparmor_profile, seccomp_profile
+from pycri.core.security import (
+    Confinement,
+    PidNamespace,
+    Profile,
+    SecuritySpec,
+    container_security,
+    ipc_sysctls,
+    oom_score_adj,
+    pid_namespace,
+)
 from pycri.errors import InvalidArgumentError
 
 __all__ = ["container_args", "mounts_label", "namespace_label", "sandbox_args", "update_args"]
 
-#: the sysctls an IPC namespace has (Kubernetes' list of namespaced IPC sysctls)
-_IPC_SYSCTLS = ("kernel.shm", "kernel.msg", "kernel.sem", "fs.mqueue.")
 _PROTOCOLS = {cri.TCP: "tcp", cri.UDP: "udp", cri.SCTP: "sctp"}
 _PROPAGATION = {
     cri.PROPAGATION_PRIVATE: "rprivate",
@@ -134,52 +140,29 @@ def _mount_args(mount: cri.Mount) -> list[str]:
     return ["--mount", _csv(fields)]
 
 
-def _capability(name: str) -> str:
-    return name.upper().removeprefix("CAP_")
+def _security_args(spec: SecuritySpec) -> list[str]:
+    """Render a resolved security spec (pycri/core/security.py) as nerdctl flags.
 
-
-def _security_args(sc: cri.LinuxContainerSecurityContext) -> list[str]:
+    Masked and read-only paths have no flag: specedit.py's runc wrapper
+    applies them. A privileged container gets exactly the host's
+    capabilities (the spec's) rather than ``--privileged``, which asks for
+    every one and fails on hosts whose bounding set lacks some.
+    """
     args: list[str] = []
-    user = ""
-    if sc.HasField("run_as_user"):
-        user = str(sc.run_as_user.value)
-    elif sc.run_as_username:
-        user = sc.run_as_username
-    if user and sc.HasField("run_as_group"):  # core refused a group without a user
-        user += f":{sc.run_as_group.value}"
-    if user:
-        args += ["--user", user]
-    for gid in sc.supplemental_groups:
+    if spec.user:
+        args += ["--user", spec.user]
+    for gid in spec.supplemental_groups:
         args += ["--group-add", str(gid)]
-    if sc.readonly_rootfs:
+    if spec.readonly_rootfs:
         args.append("--read-only")
-    if sc.no_new_privs:
+    if spec.no_new_privs:
         args += ["--security-opt", "no-new-privileges"]
-    host_caps = bounding_capabilities()
-    if sc.privileged:
-        # --privileged asks for every capability and fails on hosts whose
-        # bounding set lacks some; grant exactly the host's instead.
-        args += [
-            "--cap-add",
-            ",".join(host_caps),
-            "--security-opt",
-            "seccomp=unconfined",
-            "--security-opt",
-            "apparmor=unconfined",
-        ]
-    else:
-        adds = [_capability(c) for c in sc.capabilities.add_capabilities]
-        if "ALL" in adds:
-            adds = host_caps
-        if adds:
-            args += ["--cap-add", ",".join(adds)]
-        drops = [_capability(c) for c in sc.capabilities.drop_capabilities]
-        if drops:
-            args += ["--cap-drop", ",".join(drops)]
-        seccomp = sc.seccomp if sc.HasField("seccomp") else None
-        apparmor = sc.apparmor if sc.HasField("apparmor") else None
-        args += _profile_args("seccomp", seccomp_profile(seccomp, sc.seccomp_profile_path))
-        args += _profile_args("apparmor", apparmor_profile(apparmor, sc.apparmor_profile))
+    if spec.cap_add:
+        args += ["--cap-add", ",".join(c.removeprefix("CAP_") for c in spec.cap_add)]
+    if spec.cap_drop:
+        args += ["--cap-drop", ",".join(c.removeprefix("CAP_") for c in spec.cap_drop)]
+    args += _profile_args("seccomp", spec.seccomp)
+    args += _profile_args("apparmor", spec.apparmor)
     return args
 
 
@@ -207,10 +190,9 @@ def _resource_args(res: cri.LinuxContainerResources) -> list[str]:
         args += ["--cpuset-cpus", res.cpuset_cpus]
     if res.cpuset_mems:
         args += ["--cpuset-mems", res.cpuset_mems]
-    # Lowering oom_score_adj is forbidden on some hosts (and by containerd's
-    # restrict_oom_score_adj): only raising it is passed on.
-    if res.oom_score_adj > 0:
-        args += ["--oom-score-adj", str(res.oom_score_adj)]
+    adj = oom_score_adj(res)
+    if adj is not None:
+        args += ["--oom-score-adj", str(adj)]
     for key, value in sorted(res.unified.items()):
         args += ["--cgroup-conf", f"{key}={value}"]
     return args
@@ -234,23 +216,19 @@ def container_args(
     args = ["create", "--name", name, "--pull", "never", "--log-driver", "json-file"]
     # the pod's network (host or CNI) is the pause container's: join it
     args += ["--net", f"container:{pod_id}"]
-    if ns.pid == cri.NODE:
+    pid, target = pid_namespace(ns, pod_ns)
+    if pid == PidNamespace.HOST:
         args += ["--pid", "host"]
-    elif ns.pid == cri.TARGET:
-        if not ns.target_id:
-            raise InvalidArgumentError("namespace_options.pid is TARGET but target_id is empty")
-        args += ["--pid", f"container:{ns.target_id}"]
-    elif ns.pid == cri.POD:
-        args += ["--pid", "host" if pod_ns.pid == cri.NODE else f"container:{pod_id}"]
+    elif pid != PidNamespace.CONTAINER:
+        args += ["--pid", f"container:{target or pod_id}"]
     if pod_ns.ipc == cri.NODE or ns.ipc == cri.NODE:
         args += ["--ipc", "host"]
     elif ipc_join:
         args += ["--ipc", f"container:{pod_id}"]
     else:
         # an IPC namespace of its own: the pod's IPC sysctls must be set in it too
-        for key, value in sorted(sandbox_config.linux.sysctls.items()):
-            if key.startswith(_IPC_SYSCTLS):
-                args += ["--sysctl", f"{key}={value}"]
+        for key, value in ipc_sysctls(sandbox_config.linux.sysctls).items():
+            args += ["--sysctl", f"{key}={value}"]
     if config.working_dir:
         args += ["--workdir", config.working_dir]
     for env in config.envs:
@@ -268,7 +246,7 @@ def container_args(
     if config.stdin:
         args.append("--interactive")
     args += _resource_args(config.linux.resources)
-    args += _security_args(config.linux.security_context)
+    args += _security_args(container_security(config.linux.security_context))
     if runtime:
         args += ["--runtime", runtime]
     args += _labels(labels)

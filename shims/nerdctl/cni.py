@@ -29,6 +29,13 @@ and again before ``rm``, the shim releases one pod's state and nothing else:
   rule instead of from the interface. Removed in one ``iptables-restore``.
 
 All of it is idempotent and finds nothing once done.
+
+Pods removed before this cleanup existed (or behind the shim's back, with
+``nerdctl rm -f``) left their rules and allocations for good. At start the
+shim sweeps them (:meth:`PodNetwork.sweep`): every masquerade rule and
+libcni cache of its own namespace whose container no longer exists is
+released the same way. Containers that exist, in any state, are left to
+StopPodSandbox: another server on the same namespace may be creating one.
 """
 
 from __future__ import annotations
@@ -38,17 +45,27 @@ import binascii
 import hashlib
 import json
 import logging
+import os
+import re
 import shlex
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pycri.errors import CRIError
 
-__all__ = ["PodNetwork", "chain_name", "masquerade_comment", "nat_rules_of", "networks_of"]
+__all__ = [
+    "PodNetwork",
+    "chain_name",
+    "masquerade_comment",
+    "nat_rules_of",
+    "networks_of",
+    "orphan_caches",
+    "orphan_rules",
+]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +79,9 @@ TIMEOUT = 30.0
 NETWORKS_LABEL = "nerdctl/networks"
 #: network modes nerdctl handles without CNI
 _NOT_CNI = ("host", "none")
+#: the bridge plugin's masquerade comment (see masquerade_comment)
+_COMMENT = re.compile(r'^name: "(?P<network>[^"]+)" id: "(?P<cni_id>[^"]+)"$')
+_CONTAINER_ID = re.compile(r"^[0-9a-f]{64}$")
 
 
 def chain_name(network: str, cni_id: str) -> str:
@@ -108,6 +128,61 @@ def nat_rules_of(listing: str, network: str, cni_id: str) -> tuple[list[str], bo
         if _value(words, "--comment") == comment and _value(words, "-j") == chain:
             rules.append(line)
     return rules, chain_exists
+
+
+def _orphan(namespace: str, cni_id: str, live: Collection[str]) -> str | None:
+    """The container id in ``<namespace>-<id>`` when it is a whole id not in ``live``.
+
+    A whole 64-hex id is required, so that a namespace that merely starts
+    like this one (``pycri`` and ``pycri-x``) is never taken for it.
+    """
+    rest = cni_id.removeprefix(f"{namespace}-")
+    if rest == cni_id or not _CONTAINER_ID.match(rest) or rest in live:
+        return None
+    return rest
+
+
+def orphan_rules(namespace: str, listing: str, live: Collection[str]) -> list[str]:
+    """``iptables-restore`` lines removing the masquerade rules and chains of
+    ``namespace`` pods in the nat ``listing`` (``-S``) whose container is not in ``live``.
+
+    One pass over the listing: a host with leaks has thousands of rules.
+    """
+    chains = {line[3:] for line in listing.splitlines() if line.startswith("-N ")}
+    lines: list[str] = []
+    for line in listing.splitlines():
+        if not line.startswith("-A POSTROUTING "):
+            continue
+        try:
+            words = shlex.split(line)
+        except ValueError:
+            continue
+        match = _COMMENT.match(_value(words, "--comment") or "")
+        if not match or _orphan(namespace, match["cni_id"], live) is None:
+            continue
+        chain = chain_name(match["network"], match["cni_id"])
+        if _value(words, "-j") != chain:
+            continue  # not the bridge plugin's rule
+        lines.append("-D" + line[2:])
+        if chain in chains:
+            lines += [f"-F {chain}", f"-X {chain}"]
+            chains.discard(chain)
+    return lines
+
+
+def orphan_caches(
+    namespace: str, names: Iterable[str], live: Collection[str]
+) -> set[tuple[str, str]]:
+    """(network, container id) of libcni cache files of ``namespace`` pods not in ``live``."""
+    pattern = re.compile(
+        rf"^(?P<network>.+)-(?P<cni_id>{re.escape(namespace)}-[0-9a-f]{{64}})-{IFNAME}$"
+    )
+    found: set[tuple[str, str]] = set()
+    for name in names:
+        match = pattern.match(name)
+        if match and (pod := _orphan(namespace, match["cni_id"], live)):
+            found.add((match["network"], pod))
+    return found
 
 
 def _value(words: Sequence[str], flag: str) -> str | None:
@@ -236,6 +311,39 @@ class PodNetwork:
                 cache.unlink(missing_ok=True)  # as libcni does after a DEL
             else:
                 self._delete(conf.main, conf, cni_id)
+
+    def sweep(self, live: Collection[str]) -> int:
+        """Release what pods of this namespace that no longer exist left behind.
+
+        ``live``: the ids of every container of the namespace, in any state.
+        Returns how many rules and caches went. Failures are logged: a sweep
+        never stops the shim from starting.
+        """
+        swept = 0
+        try:
+            for family in ("iptables", "ip6tables"):
+                binary = shutil.which(family)
+                restore = shutil.which(f"{family}-restore")
+                if binary is None or restore is None:
+                    continue
+                listing = _run([binary, "-w", "-t", "nat", "-S"], f"{family} -t nat -S")
+                lines = orphan_rules(self.namespace, listing, live)
+                if lines:
+                    script = "\n".join(["*nat", *lines, "COMMIT", ""])
+                    _run([restore, "-w", "--noflush"], f"{family}-restore (sweep)", script)
+                    swept += sum(line.startswith("-D ") for line in lines)
+            try:
+                caches = os.listdir(RESULTS_DIR)
+            except OSError:
+                caches = []
+            for network, pod_id in sorted(orphan_caches(self.namespace, caches, live)):
+                self.release(pod_id, [network])  # DEL frees the address the cache holds
+                swept += 1
+        except CRIError as err:
+            log.warning("cannot release the CNI state of removed pods: %s", err.message)
+        if swept:
+            log.info("released %d CNI rule(s) and cache(s) of removed pods", swept)
+        return swept
 
     def _delete_cached(self, cached: tuple[_Conf, dict[str, Any]], cni_id: str) -> None:
         conf, record = cached

@@ -64,6 +64,7 @@ from pycri.core.engine_names import CONTAINERD_NAMES, container_name, sandbox_na
 from pycri.core.identity import process_user
 from pycri.core.images import is_image_id
 from pycri.core.logcopy import LogCopiers
+from pycri.core.security import container_security
 from pycri.errors import (
     CRIError,
     FailedPreconditionError,
@@ -129,7 +130,7 @@ class NerdctlShim(Shim):
         self._wrapper: str | None = None
         if recover_logs:
             threading.Thread(
-                target=self._recover_logs, name="pycri-nerdctl-recover", daemon=True
+                target=self._recover, name="pycri-nerdctl-recover", daemon=True
             ).start()
 
     @classmethod
@@ -417,7 +418,9 @@ class NerdctlShim(Shim):
         }
         if sandbox_config.linux.cgroup_parent:
             extra["cgroup-parent"] = sandbox_config.linux.cgroup_parent
-        edits = specedit.spec_labels(config.linux.security_context)
+        security = config.linux.security_context
+        edits = specedit.spec_labels(container_security(security))
+        edits.update(specedit.groups_labels(security))
         extra.update(edits)
         engine_labels = labelcodec.split(
             encode_labels(
@@ -669,16 +672,21 @@ class NerdctlShim(Shim):
             return
         self._attach_logs(container_id, convert.raw_labels(data))
 
-    def _recover_logs(self) -> None:
-        """At start-up: resume copying the log of every container that has one."""
+    def _recover(self) -> None:
+        """At start-up: resume copying the log of every container that has one, and
+        release the network state of pods removed before (cni.py's sweep)."""
         try:
-            rows = self._ps(CONTAINER_KIND)
+            rows = self._ps(None)
         except CRIError as err:
-            log.warning("cannot resume container logs: %s", err.message)
+            log.warning("cannot resume container logs nor sweep CNI state: %s", err.message)
             return
         for row in rows:
+            labels = labelcodec.join(row.get("Labels") or {})
+            if labels.get(KIND_LABEL) != CONTAINER_KIND:
+                continue
             if convert.container_from_row(row).state != cri.CONTAINER_CREATED:
-                self._attach_logs(row["ID"], labelcodec.join(row.get("Labels") or {}))
+                self._attach_logs(row["ID"], labels)
+        self.pod_network.sweep({row["ID"] for row in rows})
 
     def reopen_container_log(self, container_id: str) -> None:
         if self.copiers.reopen(container_id):

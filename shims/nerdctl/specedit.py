@@ -29,9 +29,10 @@ from pathlib import Path
 
 from pycri.api import api_pb2 as cri
 from pycri.core.identity import groups_policy
+from pycri.core.security import SecuritySpec
 from pycri.errors import InvalidArgumentError, UnavailableError
 
-__all__ = ["STRICT_GROUPS", "install_wrapper", "spec_labels"]
+__all__ = ["STRICT_GROUPS", "groups_labels", "install_wrapper", "spec_labels"]
 
 #: what containerd (and so nerdctl) masks and makes read-only by default; the
 #: kubelet sends the same lists for a container with the default /proc mount
@@ -61,23 +62,21 @@ STRICT_GROUPS = "strict-groups"
 _MAX_JSON = 3000
 
 
-def spec_labels(sc: cri.LinuxContainerSecurityContext) -> dict[str, str]:
-    """pycri extras asking the wrapper for paths nerdctl would get wrong ({} if none)."""
+def spec_labels(spec: SecuritySpec) -> dict[str, str]:
+    """pycri extras asking the wrapper for paths nerdctl would get wrong ({} if none).
+
+    None in the spec is the runtime's default list, which nerdctl gives by
+    itself; a privileged container's spec has none at all (/proc unmasked,
+    as containerd's CRI does).
+    """
     wanted: dict[str, list[str]] = {}
-    if sc.privileged:
-        # containerd's CRI unmasks /proc for privileged containers
-        wanted = {"masked-paths": [], "readonly-paths": []}
-    else:
-        # an empty list means the runtime's defaults, as in containerd's CRI
-        if sc.masked_paths and set(sc.masked_paths) != DEFAULT_MASKED:
-            wanted["masked-paths"] = list(sc.masked_paths)
-        if sc.readonly_paths and set(sc.readonly_paths) != DEFAULT_READONLY:
-            wanted["readonly-paths"] = list(sc.readonly_paths)
+    for key, given, default in (
+        ("masked-paths", spec.masked_paths, DEFAULT_MASKED),
+        ("readonly-paths", spec.readonly_paths, DEFAULT_READONLY),
+    ):
+        if given is not None and set(given) != default:
+            wanted[key] = list(given)
     labels: dict[str, str] = {}
-    if groups_policy(sc) == cri.Strict:
-        labels[STRICT_GROUPS] = json.dumps(list(sc.supplemental_groups), separators=(",", ":"))
-        if len(labels[STRICT_GROUPS]) > _MAX_JSON:
-            raise InvalidArgumentError(f"supplemental_groups: more than {_MAX_JSON} bytes")
     for key, paths in wanted.items():
         if any(not path.startswith("/") for path in paths):
             raise InvalidArgumentError(f"{key}: every path must be absolute, got {paths!r}")
@@ -86,6 +85,16 @@ def spec_labels(sc: cri.LinuxContainerSecurityContext) -> dict[str, str]:
             raise InvalidArgumentError(f"{key}: more than {_MAX_JSON} bytes of paths")
         labels[key] = text
     return labels
+
+
+def groups_labels(sc: cri.LinuxContainerSecurityContext) -> dict[str, str]:
+    """The pycri extra asking the wrapper for Strict's groups ({} for Merge, nerdctl's own)."""
+    if groups_policy(sc) != cri.Strict:
+        return {}
+    text = json.dumps(list(sc.supplemental_groups), separators=(",", ":"))
+    if len(text) > _MAX_JSON:
+        raise InvalidArgumentError(f"supplemental_groups: more than {_MAX_JSON} bytes")
+    return {STRICT_GROUPS: text}
 
 
 # Runs for every runc call of a wrapped container (as root, by containerd's

@@ -29,6 +29,7 @@ from pycri.core.runtime import CRIRuntime
 from pycri.errors import CRIError
 from pycri.testing import require_real
 from pycri.testing.conformance import wait_for
+from pycri_shims.nerdctl.shim import NerdctlShim
 from pycri_shims.nerdctl.testing import Created, TrackingShim, nerdctl, why_unavailable
 
 pytestmark = pytest.mark.real
@@ -183,6 +184,34 @@ def test_kill9_of_the_server_between_run_and_remove(created: Created, tmp_path: 
     finally:
         client.close()
         server.stop()
+
+
+def test_the_shim_sweeps_what_removed_pods_left_at_start(created: Created, tmp_path: Path) -> None:
+    """Pods removed behind its back (or before the cleanup existed) leak rules: swept at start."""
+    shim = TrackingShim(created)
+    runtime = CRIRuntime(shim)
+    try:
+        pods = [
+            runtime.run_pod_sandbox(
+                cri.RunPodSandboxRequest(config=pod_config(tmp_path))
+            ).pod_sandbox_id
+            for _ in range(2)
+        ]
+        kept = runtime.run_pod_sandbox(
+            cri.RunPodSandboxRequest(config=pod_config(tmp_path))
+        ).pod_sandbox_id
+        nerdctl("rm", "-f", *pods)  # nerdctl's own postStop DEL leaves the masquerade rules
+        assert network_state(*pods).get("nat_rules"), "nerdctl removed its rules after all?"
+    finally:
+        shim.close()
+    restarted = NerdctlShim()  # its start-up sweep runs in the background
+    try:
+        wait_for(lambda: network_state(*pods) == {}, 60, "the sweep of the removed pods")
+        assert network_state(kept).get("nat_rules"), "the running pod's rules went too"
+        CRIRuntime(restarted).remove_pod_sandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=kept))
+    finally:
+        restarted.close()
+    assert network_state(*pods, kept) == {}
 
 
 def test_a_sandbox_failing_to_start_leaves_no_rules(created: Created, tmp_path: Path) -> None:

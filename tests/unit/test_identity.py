@@ -102,6 +102,7 @@ Int = cri.Int64Value
         (Ctx(), "", (0, 0, [0, 10, 60000])),
         # the CRI's user replaces the image's; run_as_group keeps the memberships (Merge)
         (Ctx(run_as_username="other"), "1000", (2000, 2001, [2001])),
+        (Ctx(run_as_user=Int(value=0), run_as_username="other"), "", (0, 0, [0, 10, 60000])),
         (
             Ctx(run_as_user=Int(value=1000), run_as_group=Int(value=3000)),
             "",
@@ -124,7 +125,7 @@ def test_resolve_identity(
     ("context", "image_user", "message"),
     [
         (Ctx(run_as_username="nobody"), "", "user 'nobody' is not in the image's /etc/passwd"),
-        (Ctx(), "ghost", "image user 'ghost' is not in its /etc/passwd"),
+        (Ctx(), "ghost", "user 'ghost' is not in the image's /etc/passwd"),
         (Ctx(), "root:ghosts", "image group 'ghosts' is not in its /etc/group"),
     ],
 )

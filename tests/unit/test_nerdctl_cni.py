@@ -96,6 +96,7 @@ def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "listing").write_text(LISTING + "\n")
     _stand_in(bin_dir, "iptables", f'cat "{tmp_path}/listing"')
     _stand_in(bin_dir, "iptables-restore", f'cat >> "{log}.restore"')
+    _stand_in(bin_dir, "ip6tables", "true")  # no IPv6 rules: and the host's are not read
     for plugin in ("bridge", "portmap"):
         _stand_in(
             bin_dir,
@@ -152,3 +153,46 @@ def test_release_without_a_cache_asks_the_main_plugin_only(host: Path) -> None:
     PodNetwork("pycri", str(host / "bin"), str(conf_dir)).release(OURS[6:], ["bridge"])
     assert (host / "log.cni").read_text().splitlines() == [f"bridge DEL {OURS} netns=[]"]
     assert "prevResult" not in json.loads((host / "log.bridge").read_text())
+
+
+def test_orphans_are_the_namespaces_pods_that_no_longer_exist() -> None:
+    """Rules and caches of removed pods; never a live one's, nor another namespace's."""
+    ours, other = OURS.removeprefix("pycri-"), OTHER.removeprefix("pycri-")
+    other_namespace = f"pycri-x-{ours}"
+    listing = "\n".join([LISTING, *_rules(other_namespace, "10.4.0.9")])
+    chain = chain_name("bridge", OURS)
+    rule = next(line for line in LISTING.splitlines() if "POSTROUTING -s 10.4.0.2" in line)
+    assert cni.orphan_rules("pycri", listing, {other}) == [
+        "-D" + rule[2:],
+        f"-F {chain}",
+        f"-X {chain}",
+    ]
+    assert cni.orphan_rules("pycri", listing, {other, ours}) == []
+    # the other namespace sees its own pod, and not ours
+    assert [line[:3] for line in cni.orphan_rules("pycri-x", listing, set())] == [
+        "-D ",
+        "-F ",
+        "-X ",
+    ]
+    renamed = ours.replace("d9df", "aaaa")
+    caches = [
+        f"bridge-{OURS}-eth0",
+        f"my-net-pycri-{renamed}-eth0",  # a network name with a dash
+        f"bridge-{other_namespace}-eth0",
+        f"bridge-{OTHER}-eth0",
+        "unrelated-file",
+    ]
+    assert cni.orphan_caches("pycri", caches, {other}) == {("bridge", ours), ("my-net", renamed)}
+
+
+def test_the_sweep_releases_only_the_orphans(host: Path) -> None:
+    conf_dir = host / "net.d"
+    conf_dir.mkdir()
+    (conf_dir / "nerdctl-bridge.conflist").write_text(json.dumps(CONFLIST))
+    (host / "results" / f"bridge-{OURS}-eth0").write_text("{}")  # unreadable: DEL from conf
+    network = PodNetwork("pycri", str(host / "bin"), str(conf_dir))
+    assert network.sweep({OTHER.removeprefix("pycri-")}) == 2  # a rule, a cache
+    assert (host / "log.cni").read_text().splitlines() == [f"bridge DEL {OURS} netns=[]"]
+    restore = (host / "log.restore").read_text()
+    assert chain_name("bridge", OURS) in restore
+    assert chain_name("bridge", OTHER) not in restore

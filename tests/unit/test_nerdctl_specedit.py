@@ -7,32 +7,34 @@ import os
 import stat
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pycri.api import api_pb2 as cri
 from pycri.core.identity import process_groups
+from pycri.core.security import container_security
 from pycri.errors import InvalidArgumentError, UnavailableError
 from pycri_shims.nerdctl import specedit
 
 
+def _labels(**fields: Any) -> dict[str, str]:
+    return specedit.spec_labels(container_security(cri.LinuxContainerSecurityContext(**fields)))
+
+
 def test_only_non_default_paths_need_the_wrapper() -> None:
-    ctx = cri.LinuxContainerSecurityContext
-    assert specedit.spec_labels(ctx()) == {}
-    defaults = ctx(
+    assert _labels() == {}
+    defaults = _labels(
         masked_paths=sorted(specedit.DEFAULT_MASKED),
         readonly_paths=sorted(specedit.DEFAULT_READONLY),
     )
-    assert specedit.spec_labels(defaults) == {}
-    assert specedit.spec_labels(ctx(masked_paths=["/bin/ls"])) == {"masked-paths": '["/bin/ls"]'}
-    assert specedit.spec_labels(ctx(privileged=True)) == {
-        "masked-paths": "[]",
-        "readonly-paths": "[]",
-    }
+    assert defaults == {}
+    assert _labels(masked_paths=["/bin/ls"]) == {"masked-paths": '["/bin/ls"]'}
+    assert _labels(privileged=True) == {"masked-paths": "[]", "readonly-paths": "[]"}
     with pytest.raises(InvalidArgumentError, match="absolute"):
-        specedit.spec_labels(ctx(readonly_paths=["tmp"]))
+        _labels(readonly_paths=["tmp"])
     with pytest.raises(InvalidArgumentError, match="bytes"):
-        specedit.spec_labels(ctx(masked_paths=[f"/p/{i:04}" for i in range(400)]))
+        _labels(masked_paths=[f"/p/{i:04}" for i in range(400)])
 
 
 def _fake_runc(tmp_path: Path) -> Path:
@@ -78,10 +80,10 @@ def test_the_wrapper_directory_must_be_ours_alone(tmp_path: Path) -> None:
 
 def test_strict_groups_need_the_wrapper() -> None:
     ctx = cri.LinuxContainerSecurityContext
-    assert specedit.spec_labels(ctx(supplemental_groups=[5])) == {}  # Merge: nerdctl's own
+    assert specedit.groups_labels(ctx(supplemental_groups=[5])) == {}  # Merge: nerdctl's own
     strict = ctx(supplemental_groups=[1234, 5], supplemental_groups_policy=cri.Strict)
-    assert specedit.spec_labels(strict) == {specedit.STRICT_GROUPS: "[1234,5]"}
-    assert specedit.spec_labels(ctx(supplemental_groups_policy=cri.Strict)) == {
+    assert specedit.groups_labels(strict) == {specedit.STRICT_GROUPS: "[1234,5]"}
+    assert specedit.groups_labels(ctx(supplemental_groups_policy=cri.Strict)) == {
         specedit.STRICT_GROUPS: "[]"
     }
 
