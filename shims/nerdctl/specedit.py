@@ -20,6 +20,7 @@ the defaults, the common case, never see it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -189,7 +190,11 @@ def install_wrapper(directory: str, runc: str = "runc") -> str:
     if info.st_uid != os.getuid() or info.st_mode & 0o022:
         # root runs what is in there: nobody else may be able to put it there
         raise UnavailableError(f"{folder} must be ours and writable by us alone")
-    target = folder / "runc-wrapper"
+    # named by its content, never rewritten: containerd calls the wrapper a container
+    # was created with for all its runc calls (exec, kill, delete), and another pycri
+    # (version) on the host must not swap it under that container
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    target = folder / f"runc-wrapper-{digest}"
     if target.exists() and target.read_text() == text:
         return str(target)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".runc-wrapper.")

@@ -70,6 +70,19 @@ def test_the_wrapper_writes_the_paths_at_create_and_hands_over(tmp_path: Path) -
     assert (tmp_path / "argv").read_text().split() == ["delete", "--force", "id2"]
 
 
+def test_wrappers_of_other_versions_are_kept(tmp_path: Path) -> None:
+    """A container keeps calling the wrapper it was created with: another one never replaces it."""
+    state = str(tmp_path / "state")
+    first = specedit.install_wrapper(state, runc=str(_fake_runc(tmp_path)))
+    assert specedit.install_wrapper(state, runc=str(_fake_runc(tmp_path))) == first
+    other_runc = tmp_path / "other"
+    other_runc.mkdir()
+    second = specedit.install_wrapper(state, runc=str(_fake_runc(other_runc)))
+    assert second != first
+    assert str(tmp_path / "runc") in Path(first).read_text()
+    assert str(other_runc / "runc") in Path(second).read_text()
+
+
 def test_the_wrapper_directory_must_be_ours_alone(tmp_path: Path) -> None:
     loose = tmp_path / "loose"
     loose.mkdir(mode=0o777)
