@@ -453,7 +453,7 @@ class ShimConformance:
                 status = self.status(client, container_id)
                 assert status.HasField("user"), "a running container reports its user"
                 user = status.user.linux
-                assert [user.uid] == run("id", "-u") == [1000]
+                assert (user.uid, [user.uid]) == (1000, run("id", "-u"))
                 assert [user.gid] == run("id", "-g")
                 assert sorted(user.supplemental_groups) == sorted(run("id", "-G"))
                 assert {1234, 5678, user.gid, *image_groups} <= set(user.supplemental_groups)
