@@ -98,6 +98,14 @@ class Shim(abc.ABC):
         """
         return cri.RuntimeHandlerFeatures(recursive_read_only_mounts=False, user_namespaces=False)
 
+    def supplemental_groups_policy(self, runtime_handler: str | None = None) -> bool:
+        """Whether Merge and Strict both really work (pycri.core.identity).
+
+        For one runtime handler, or (None) for every handler served: Status
+        reports one flag for the node, and core refuses Strict where this is False.
+        """
+        return False
+
     def cgroup_driver(self) -> cri.CgroupDriver:
         """``cri.SYSTEMD`` or ``cri.CGROUPFS``."""
         return cri.CGROUPFS

@@ -139,6 +139,12 @@ class HandlerRouter(Shim):
         # each shim serves its handler as its default one
         return self.shims[self._handler(handler)].runtime_handler_features("")
 
+    def supplemental_groups_policy(self, runtime_handler: str | None = None) -> bool:
+        """Per handler; for the node (the kubelet reads one flag) only if every handler has it."""
+        if runtime_handler is None:
+            return all(shim.supplemental_groups_policy() for shim in self.shims.values())
+        return self.shims[self._handler(runtime_handler)].supplemental_groups_policy()
+
     def cgroup_driver(self) -> cri.CgroupDriver:
         return self.shims[self.default].cgroup_driver()
 

@@ -19,6 +19,7 @@ from pycri.api import api_pb2 as cri
 from pycri.core import filters
 from pycri.core.engine import container_log_path
 from pycri.core.events import EventBus
+from pycri.core.identity import check_policy_supported
 from pycri.core.image_volumes import find_image_mounts, validate_image_mounts
 from pycri.core.images import is_image_id, normalize_reference
 from pycri.core.names import NameReservations
@@ -196,6 +197,9 @@ class CRIRuntime:
                 cri.RuntimeHandler(name=name, features=self.shim.runtime_handler_features(name))
                 for name in self.shim.runtime_handlers()
             ],
+            features=cri.RuntimeFeatures(
+                supplemental_groups_policy=self.shim.supplemental_groups_policy()
+            ),
         )
         if request.verbose:
             response.info.update(self.shim.info())
@@ -317,6 +321,11 @@ class CRIRuntime:
         handler = pod.runtime_handler
         features = self.shim.runtime_handler_features(handler)
         check_recursive_read_only(config.mounts, features, handler)
+        check_policy_supported(
+            config.linux.security_context,
+            self.shim.supplemental_groups_policy(handler),
+            handler or self.shim.name,
+        )
         meta = config.metadata
         key = f"{pod_id}/{meta.name}_{meta.attempt}"
         with self._names.reserve(key, "container"):

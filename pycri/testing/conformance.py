@@ -75,6 +75,9 @@ class ConformanceConfig:
     exit_log_rounds: int = 100
     #: whether containers see the host's real mounts (the fake's see copies of files)
     real_mounts: bool = True
+    #: an image whose /etc/group makes uid 1000 a member of group 50000 (critest's);
+    #: pulled when missing (and then removed again); "" leaves that check out
+    group_image: str = "gcr.io/k8s-staging-cri-tools/test-image-predefined-group:latest"
 
 
 #: what a pod with one running container reports on every shim: critest's expected
@@ -173,9 +176,11 @@ class PodFactory:
         *,
         start: bool = True,
         image: str = "",
+        linux: cri.LinuxContainerConfig | None = None,
         **labels: str,
     ) -> str:
         config = cri.ContainerConfig(
+            linux=linux,
             metadata=cri.ContainerMetadata(name=name),
             image=cri.ImageSpec(image=image or self.image),
             command=command,
@@ -469,6 +474,68 @@ class ShimConformance:
             )
         with pytest.raises(InvalidArgumentError):
             client.exec_sync(cri.ExecSyncRequest(container_id=container_id, cmd=[]))
+
+    def test_container_status_user(
+        self, client: CRIClient, pods: PodFactory, conformance: ConformanceConfig
+    ) -> None:
+        """ContainerStatus.user is who the first process is, as ``id`` in the container says."""
+        pod_id, pod_config = pods.run()
+        cases: list[tuple[str, str, list[int]]] = [("who", conformance.image, [])]
+        pulled = False
+        if conformance.group_image:
+            pulled = not client.image_status(
+                cri.ImageStatusRequest(image=cri.ImageSpec(image=conformance.group_image))
+            ).HasField("image")
+            if pulled:
+                client.pull_image(
+                    cri.PullImageRequest(image=cri.ImageSpec(image=conformance.group_image))
+                )
+            # Merge: the groups the image's /etc/group gives uid 1000 are kept
+            cases.append(("who-in-group", conformance.group_image, [50000]))
+        try:
+            for name, image, image_groups in cases:
+                context = cri.LinuxContainerSecurityContext(
+                    run_as_user=cri.Int64Value(value=1000), supplemental_groups=[1234, 5678]
+                )
+                container_id = pods.container(
+                    pod_id,
+                    pod_config,
+                    name,
+                    ["sleep", "3600"],
+                    image=image,
+                    linux=cri.LinuxContainerConfig(security_context=context),
+                )
+
+                def run(*cmd: str, container_id: str = container_id) -> list[int]:
+                    request = cri.ExecSyncRequest(container_id=container_id, cmd=cmd, timeout=30)
+                    result = client.exec_sync(request)
+                    assert result.exit_code == 0, result.stderr
+                    return [int(n) for n in result.stdout.split()]
+
+                status = self.status(client, container_id)
+                assert status.HasField("user"), "a running container reports its user"
+                user = status.user.linux
+                assert (user.uid, [user.uid]) == (1000, run("id", "-u"))
+                assert [user.gid] == run("id", "-g")
+                assert sorted(user.supplemental_groups) == sorted(run("id", "-G"))
+                assert {1234, 5678, user.gid, *image_groups} <= set(user.supplemental_groups)
+
+                # not running: what the process was given, or nothing (an engine that
+                # records no resolved user), never something else
+                client.stop_container(cri.StopContainerRequest(container_id=container_id))
+                stopped = self.status(client, container_id)
+                if stopped.HasField("user"):
+                    assert (stopped.user.linux.uid, stopped.user.linux.gid) == (user.uid, user.gid)
+                    assert sorted(stopped.user.linux.supplemental_groups) == sorted(
+                        user.supplemental_groups
+                    )
+        finally:
+            pods.cleanup()
+            pods.created.clear()
+            if pulled:
+                client.remove_image(
+                    cri.RemoveImageRequest(image=cri.ImageSpec(image=conformance.group_image))
+                )
 
     def test_create_in_stopped_pod_fails(self, client: CRIClient, pods: PodFactory) -> None:
         pod_id, pod_config = pods.run()

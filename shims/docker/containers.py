@@ -18,6 +18,7 @@ from pycri.core.engine import (
 )
 from pycri.core.engine import exit_reason as reason_for
 from pycri.core.engine_names import DOCKER_NAMES, container_name
+from pycri.core.identity import process_user
 from pycri.core.image_volumes import find_image_mounts
 from pycri.core.rro_staging import (
     STAGED_LABEL,
@@ -105,17 +106,17 @@ def _resources(host: Mapping[str, Any]) -> cri.ContainerResources:
     )
 
 
-def _user(config: Mapping[str, Any], host: Mapping[str, Any]) -> cri.ContainerUser | None:
-    """The numeric user the container runs as, when its config says it outright."""
-    uid, _, gid = (config.get("User") or "").partition(":")
-    groups = host.get("GroupAdd") or []
-    if not uid.isdigit() or (gid and not gid.isdigit()) or not all(g.isdigit() for g in groups):
+def _user(state: Mapping[str, Any]) -> cri.ContainerUser | None:
+    """Who the init process runs as, from /proc while it runs; unset otherwise.
+
+    Docker resolves the user (the image's /etc/passwd and /etc/group) when
+    the container starts and records none of it, so only the process knows.
+    """
+    pid = int(state.get("Pid") or 0)
+    if not state.get("Running") or pid <= 0:
         return None
-    return cri.ContainerUser(
-        linux=cri.LinuxContainerUser(
-            uid=int(uid), gid=int(gid or 0), supplemental_groups=[int(g) for g in groups]
-        )
-    )
+    user = process_user(pid)
+    return cri.ContainerUser(linux=user) if user is not None else None
 
 
 def _stop_signal(config: Mapping[str, Any]) -> str:
@@ -328,7 +329,7 @@ class Containers:
             ),
             log_path=labels.log_path,
             resources=_resources(host),
-            user=_user(config, host),
+            user=_user(state),
             stop_signal=_stop_signal(config),
         )
         info: dict[str, str] = {}

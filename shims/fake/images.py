@@ -33,6 +33,9 @@ DEFAULT_PAUSE_IMAGE = "registry.k8s.io/pause:3.9"
 DEFAULT_PRELOAD = (DEFAULT_PAUSE_IMAGE, "docker.io/library/busybox:latest")
 _PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _MIB = 1024 * 1024
+#: busybox's /etc/passwd and /etc/group
+_USERS_FILE = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
+_GROUPS_FILE = "root:x:0:\nnogroup:x:65534:\n"
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,10 @@ class ImageConfig:
     env: tuple[tuple[str, str], ...] = (("PATH", _PATH),)
     working_dir: str = ""
     pause: bool = False
+    #: the config's ``User`` ("" for root) and the image's /etc/passwd and /etc/group
+    user: str = ""
+    passwd: str = _USERS_FILE
+    group: str = _GROUPS_FILE
 
 
 # Keyed by the last component of the repository path.
@@ -79,6 +86,14 @@ _CONFIGS: dict[str, ImageConfig] = {
     "mongo": ImageConfig(size=854_589_440, entrypoint=("docker-entrypoint.sh",), cmd=("mongod",)),
     "etcd": ImageConfig(size=57_475_072, cmd=("/usr/local/bin/etcd",)),
     "coredns": ImageConfig(size=61_245_440, entrypoint=("/coredns",), cmd=()),
+    # critest's image: default-user (1000) is a member of group 50000 in its /etc/group
+    "test-image-predefined-group": ImageConfig(
+        size=2_979_840,
+        user="1000",
+        passwd=_USERS_FILE + "default-user:x:1000:1000::/home/default-user:/bin/sh\n",
+        group="root:x:0:\nwheel:x:10:root\ndefault-user:x:1000:\n"
+        "group-defined-in-image:x:50000:default-user\n",
+    ),
 }
 
 

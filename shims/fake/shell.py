@@ -286,6 +286,8 @@ class ProcessContext:
     ip: str = ""
     uid: int = 0
     gid: int = 0
+    #: supplementary groups (the kernel keeps them sorted)
+    groups: tuple[int, ...] = (0,)
     #: the pod's network namespace (ports simulated servers listen on)
     net: FakeNetwork | None = None
     #: the process's pseudo-terminal, when it has one

@@ -353,10 +353,14 @@ def _id(sh: Shell, args: list[str], io: IO) -> int:
         io.out(f"{user}\n".encode())
     elif args[:1] == ["-g"]:
         io.out(f"{gid}\n".encode())
-    elif uid == 0 and gid == 0:
+    elif args[:1] == ["-G"]:
+        # busybox: the effective gid, then the other supplementary groups
+        groups = [gid, *(g for g in sh.ctx.groups if g != gid)]
+        io.out((" ".join(map(str, groups)) + "\n").encode())
+    elif uid == 0 and gid == 0 and sh.ctx.groups == (0,):
         io.out(b"uid=0(root) gid=0(root) groups=0(root)\n")
     else:
-        io.out(f"uid={uid} gid={gid} groups={gid}\n".encode())
+        io.out(f"uid={uid} gid={gid} groups={','.join(map(str, sh.ctx.groups))}\n".encode())
     return 0
 
 

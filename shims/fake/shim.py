@@ -24,6 +24,7 @@ from typing import Any, ClassVar, Self
 from pycri import __version__
 from pycri.api import api_pb2 as cri
 from pycri.core import metrics as core_metrics
+from pycri.core.identity import resolve_identity
 from pycri.core.images import (
     is_image_id,
     is_sandbox_image,
@@ -157,6 +158,8 @@ class FakeShim(Shim):
         #: set False to report the NetworkReady / RuntimeReady condition as failing
         self.network_ready = network_ready
         self.runtime_ready = runtime_ready
+        #: set False to play a runtime that cannot give SupplementalGroupsPolicy Strict
+        self.strict_groups = True
         #: scripted failures and latency per RPC (applied in before_rpc)
         self.faults = FaultInjector()
         for ref in _names(preload):
@@ -271,6 +274,9 @@ class FakeShim(Shim):
     def runtime_handler_features(self, handler: str) -> cri.RuntimeHandlerFeatures:
         # simulated: core checks the rules, the container records the mounts as asked
         return cri.RuntimeHandlerFeatures(recursive_read_only_mounts=handler in self._handlers)
+
+    def supplemental_groups_policy(self, runtime_handler: str | None = None) -> bool:
+        return self.strict_groups  # processes get core.identity's groups
 
     def update_runtime_config(self, config: cri.RuntimeConfig) -> None:
         cidr = config.network_config.pod_cidr
@@ -425,11 +431,12 @@ class FakeShim(Shim):
         env.update((kv.key, kv.value) for kv in config.envs)
         env.setdefault("HOME", "/root")
         security = config.linux.security_context
-        uid = security.run_as_user.value if security.HasField("run_as_user") else 0
-        gid = security.run_as_group.value if security.HasField("run_as_group") else 0
+        who = resolve_identity(security, image.config.passwd, image.config.group, image.config.user)
         working_dir = config.working_dir or image.config.working_dir or "/"
         dns = sandbox.config.dns_config
         files = {
+            "/etc/passwd": image.config.passwd.encode(),
+            "/etc/group": image.config.group.encode(),
             "/etc/hostname": f"{hostname}\n".encode(),
             "/etc/hosts": (
                 "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
@@ -453,8 +460,9 @@ class FakeShim(Shim):
             fs=FakeFS(files, dirs=[working_dir, *mount_dirs], read_only=read_only),
             pid=1,
             ip=sandbox.ip,
-            uid=uid,
-            gid=gid,
+            uid=who.uid,
+            gid=who.gid,
+            groups=tuple(sorted(who.groups)),  # as the kernel keeps them
             net=sandbox.network,
         )
 

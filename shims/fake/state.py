@@ -238,7 +238,7 @@ class ContainerRecord:
                 linux=cri.LinuxContainerUser(
                     uid=self.context.uid,
                     gid=self.context.gid,
-                    supplemental_groups=[self.context.gid],
+                    supplemental_groups=self.context.groups,
                 )
             ),
             stop_signal=self.config.stop_signal,

@@ -12,8 +12,10 @@ from google.protobuf import json_format
 
 from pycri.api import api_pb2 as cri
 from pycri.core.engine import CONTAINER_KIND, KIND_LABEL, SANDBOX_KIND, EngineLabels, exit_reason
+from pycri.core.identity import process_groups
 
 from . import labels as labelcodec
+from .specedit import STRICT_GROUPS
 from .timestamps import to_ns
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "pod_from_row",
     "raw_labels",
     "sandbox_status",
+    "spec_user",
 ]
 
 #: nerdctl records why ``start`` failed in this label (the container stays "Created")
@@ -183,6 +186,22 @@ def container_status(
         annotations=meta.annotations,
         mounts=_mounts(meta),
         log_path=meta.log_path,
+    )
+
+
+def spec_user(native: dict[str, Any]) -> cri.LinuxContainerUser | None:
+    """The process user of containerd's stored spec (``inspect --mode native``), as
+    runc gets it: a Strict container's groups are those the runc wrapper writes."""
+    user = ((native.get("Spec") or {}).get("process") or {}).get("user")
+    if not user:
+        return None
+    gid = int(user.get("gid") or 0)
+    groups = [int(g) for g in user.get("additionalGids") or []]
+    strict = decoded(native).extra.get(STRICT_GROUPS)
+    if strict is not None:
+        groups = process_groups(cri.Strict, gid, json.loads(strict))
+    return cri.LinuxContainerUser(
+        uid=int(user.get("uid") or 0), gid=gid, supplemental_groups=groups
     )
 
 

@@ -6,7 +6,10 @@ counts are logged at debug and reported in ``Status`` verbose info):
 =========================================  =====================================
 ListPodSandbox, ListContainers             1 ``ps -a --format json`` + label filters
 PodSandboxStatus, ContainerStatus          1 ``container inspect`` (+ runc state,
-                                           cgroup files: start time, OOM kill)
+                                           cgroup files: start time, OOM kill;
+                                           ContainerStatus's user from /proc while
+                                           it runs, else + 1 ``inspect --mode
+                                           native`` once per container, kept)
 RunPodSandbox                              2 (core's name check ``ps``; ``run -d``);
                                            pause image missing: + ``pull``, ``run``
                                            again (one pull for concurrent calls)
@@ -64,6 +67,7 @@ from pycri.core.engine import (
     encode_labels,
 )
 from pycri.core.engine_names import CONTAINERD_NAMES, container_name, sandbox_name
+from pycri.core.identity import process_user
 from pycri.core.image_volumes import find_image_mounts
 from pycri.core.images import is_image_id
 from pycri.core.logcopy import LogCopiers
@@ -131,6 +135,8 @@ class NerdctlShim(Shim):
         self._log_done: dict[str, threading.Event] = {}
         self._log_lock = threading.Lock()
         self._nerdctl_major: int | None = None
+        #: the stored spec's user of each container (never changes after create)
+        self._spec_users: dict[str, cri.LinuxContainerUser | None] = {}
         self._wrapper: str | None = None
         self.staging = RROStaging(f"{self.options.state_dir}/rro/{self.options.namespace}")
         if recover_logs:
@@ -306,6 +312,9 @@ class NerdctlShim(Shim):
                 continue
         return f"no CNI network {self.options.network!r} in {self.options.cni_netconfpath}"
 
+    def supplemental_groups_policy(self, runtime_handler: str | None = None) -> bool:
+        return True  # Strict: the runc wrapper (specedit.py), for the init and every exec
+
     def info(self) -> dict[str, str]:
         return {
             "config": json.dumps(
@@ -470,7 +479,9 @@ class NerdctlShim(Shim):
         }
         if sandbox_config.linux.cgroup_parent:
             extra["cgroup-parent"] = sandbox_config.linux.cgroup_parent
-        edits = specedit.spec_labels(container_security(config.linux.security_context))
+        security = config.linux.security_context
+        edits = specedit.spec_labels(container_security(security))
+        edits.update(specedit.groups_labels(security))
         extra.update(edits)
         engine_labels = labelcodec.split(
             encode_labels(
@@ -520,6 +531,8 @@ class NerdctlShim(Shim):
         if name:
             self.staging.release_quietly(name)
         self.volumes.prune(self._container_names)
+        with self._log_lock:
+            self._spec_users.pop(container_id, None)
         # the container is gone: let its copier write what is left, then forget it
         with self._log_lock:
             done = self._log_done.pop(container_id, None)
@@ -552,6 +565,9 @@ class NerdctlShim(Shim):
             finished = to_ns(state.get("FinishedAt") or "")
             self._complete_log(full_id, convert.raw_labels(data), finished)
         status = convert.container_status(data, runc.started_ns if runc else 0, oom)
+        user = self._user(full_id, runc)
+        if user is not None:
+            status.user.linux.CopyFrom(user)
         info: dict[str, str] = {}
         if verbose:
             info["info"] = json.dumps(
@@ -562,6 +578,21 @@ class NerdctlShim(Shim):
                 }
             )
         return status, info
+
+    def _user(self, container_id: str, runc: RuncState | None) -> cri.LinuxContainerUser | None:
+        """The init's identity while it runs; otherwise the stored spec's, as containerd's CRI."""
+        if runc is not None and runc.alive():
+            running = process_user(runc.init_pid)
+            if running is not None:
+                return running
+        with self._log_lock:
+            if container_id in self._spec_users:
+                return self._spec_users[container_id]
+        found = self.runner.json(["container", "inspect", "--mode", "native", container_id])
+        user = convert.spec_user(found[0]) if found else None
+        with self._log_lock:
+            self._spec_users[container_id] = user
+        return user
 
     def _oom_killed(self, data: dict[str, Any]) -> bool:
         parent = convert.decoded(data).extra.get("cgroup-parent", "")

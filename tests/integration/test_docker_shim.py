@@ -21,6 +21,7 @@ from test_docker_support import (
     delete_from_registry,
     docker_client,
     forget_pulled,
+    our_containers,
     pod_config,
     remove_leftovers,
     scratch_dir,
@@ -32,13 +33,21 @@ from pycri.client import CRIClient
 from pycri.core.engine import KIND_LABEL, METADATA_LABEL
 from pycri.core.logs import parse_log_line
 from pycri.core.runtime import CRIRuntime
-from pycri.errors import CRIError, DeadlineExceededError, FailedPreconditionError
+from pycri.errors import (
+    CRIError,
+    DeadlineExceededError,
+    FailedPreconditionError,
+    UnimplementedError,
+)
 from pycri.server.server import CRIServer
 from pycri.shim import PullProgress
 from pycri_shims.docker import DockerShim
 from pycri_shims.docker.images import auth_header_config
 
 pytestmark = pytest.mark.real
+
+#: critest's image: its /etc/group makes default-user (1000) a member of group 50000
+GROUP_IMAGE = "gcr.io/k8s-staging-cri-tools/test-image-predefined-group:latest"
 
 
 @dataclass
@@ -278,7 +287,37 @@ def test_env_mounts_workdir_user_and_readonly_rootfs(env: Endpoint) -> None:
     assert not mounts["/rw"].readonly
     assert mounts["/ro"].host_path == str(shared / "ro")
     assert (status.user.linux.uid, status.user.linux.gid) == (1234, 2345)
-    assert list(status.user.linux.supplemental_groups) == [3456]
+    # the running init's, as the kernel lists them (Docker adds the primary gid)
+    assert sorted(status.user.linux.supplemental_groups) == [2345, 3456]
+
+
+def test_strict_supplemental_groups_are_refused(env: Endpoint) -> None:
+    """Docker 20.10 always adds the image's /etc/group memberships: Strict is not run as Merge."""
+    assert not env.client.status().features.supplemental_groups_policy
+    pod_id, pod = env.run_pod("strict")
+    before = {c["Id"] for c in our_containers(env.sdk)}
+    context = cri.LinuxContainerSecurityContext(
+        run_as_user=cri.Int64Value(value=1000),
+        supplemental_groups=[1234],
+        supplemental_groups_policy=cri.Strict,
+    )
+    with pytest.raises(UnimplementedError, match="Strict is not supported by the docker runtime"):
+        env.sleeper(pod_id, pod, "strict", linux=cri.LinuxContainerConfig(security_context=context))
+    assert {c["Id"] for c in our_containers(env.sdk)} == before  # nothing created
+    # Merge, the default, runs: the image's group (50000) included
+    context.supplemental_groups_policy = cri.Merge
+    merged = env.start(
+        pod_id,
+        pod,
+        container_config(
+            "merge",
+            ["sleep", "300"],
+            image=GROUP_IMAGE,
+            linux=cri.LinuxContainerConfig(security_context=context),
+        ),
+    )
+    assert env.out(merged, "id -G") == "1000 1234 50000"
+    assert sorted(env.status(merged).user.linux.supplemental_groups) == [1000, 1234, 50000]
 
 
 def cap_eff(env: Endpoint, container_id: str) -> int:

@@ -33,6 +33,8 @@ from pycri_shims.nerdctl.testing import Created, TrackingShim, nerdctl, why_unav
 pytestmark = pytest.mark.real
 
 BUSYBOX = "docker.io/library/busybox:latest"
+#: critest's image: its /etc/group makes default-user (1000) a member of group 50000
+GROUP_IMAGE = "gcr.io/k8s-staging-cri-tools/test-image-predefined-group:latest"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -83,11 +85,12 @@ class Pods:
         *,
         name: str = "app",
         start: bool = True,
+        image: str = BUSYBOX,
         **fields: object,
     ) -> str:
         config = cri.ContainerConfig(
             metadata=cri.ContainerMetadata(name=name),
-            image=cri.ImageSpec(image=BUSYBOX),
+            image=cri.ImageSpec(image=image),
             command=command,
             log_path=f"{name}.log",
             **fields,  # type: ignore[arg-type]
@@ -408,6 +411,64 @@ def test_masked_and_readonly_paths(pods: Pods) -> None:
     # privileged: /proc unmasked, as containerd's CRI does it
     privileged = container("unmasked", privileged=True)
     assert pods.exec(privileged, "cat", "/proc/timer_list").stdout.startswith(b"Timer List")
+
+
+@pytest.fixture(scope="module")
+def group_image(client: CRIClient) -> Iterator[str]:
+    """critest's image, whose /etc/group puts uid 1000 in group 50000; removed if pulled here."""
+    spec = cri.ImageSpec(image=GROUP_IMAGE)
+    pulled = not client.image_status(cri.ImageStatusRequest(image=spec)).HasField("image")
+    if pulled:
+        client.pull_image(cri.PullImageRequest(image=spec))
+    yield GROUP_IMAGE
+    if pulled:
+        client.remove_image(cri.RemoveImageRequest(image=spec))
+
+
+@pytest.mark.parametrize(
+    ("policy", "groups"), [(cri.Merge, [1000, 1234, 50000]), (cri.Strict, [1000, 1234])]
+)
+def test_supplemental_groups_policy(
+    pods: Pods,
+    client: CRIClient,
+    group_image: str,
+    policy: cri.SupplementalGroupsPolicy,
+    groups: list[int],
+) -> None:
+    """nerdctl adds the image's groups (50000); for Strict the runc wrapper takes them away
+    again, from the first process and from every exec'd one."""
+    assert client.status().features.supplemental_groups_policy
+    pod = pods.run()
+    context = cri.LinuxContainerSecurityContext(
+        run_as_user=cri.Int64Value(value=1000),
+        supplemental_groups=[1234],
+        supplemental_groups_policy=policy,
+    )
+    container_id = pods.container(
+        pod,
+        ["sh", "-c", "id -G; sleep 300"],
+        image=group_image,
+        linux=cri.LinuxContainerConfig(security_context=context),
+    )
+    expected = " ".join(map(str, groups))  # busybox: the gid first, then the others
+    log = Path(pod[1].log_directory) / "app.log"
+
+    def first_process_said() -> list[str]:
+        text = log.read_text() if log.exists() else ""
+        return [line.split(" ", 3)[3] for line in text.splitlines()]
+
+    wait_for(lambda: first_process_said() != [], 10, "the first process's id -G")
+    assert first_process_said() == [expected]
+    assert pods.exec(container_id, "id", "-G").stdout == f"{expected}\n".encode()
+    user = pods.status(container_id).user.linux
+    assert (user.uid, user.gid, sorted(user.supplemental_groups)) == (1000, 1000, groups)
+
+    # stopped: the stored spec's user, with the groups the wrapper gave
+    pods.client.stop_container(cri.StopContainerRequest(container_id=container_id, timeout=0))
+    stopped = pods.status(container_id)
+    assert stopped.state == cri.CONTAINER_EXITED
+    user = stopped.user.linux
+    assert (user.uid, user.gid, sorted(user.supplemental_groups)) == (1000, 1000, groups)
 
 
 # -- costs, logs, stats ---------------------------------------------------------------
