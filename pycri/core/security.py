@@ -28,7 +28,8 @@ The rules, and where they come from:
   the list it wants, or none for ``procMount: Unmasked`` with privileged).
 - user: ``run_as_user`` wins over ``run_as_username``; ``run_as_group``
   needs one of them (core validation refuses it alone, rather than running
-  as ``0:<gid>``).
+  as ``0:<gid>``). Which groups a process gets under each
+  SupplementalGroupsPolicy is pycri/core/identity.py's rule.
 - PID namespace: POD (the zero value) shares the pod's, NODE the host's,
   CONTAINER its own, TARGET another container's (``target_id`` required).
 - oom_score_adj: only raising it is passed on; lowering needs
@@ -43,6 +44,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 
 from pycri.api import api_pb2 as cri
+from pycri.core.identity import groups_policy
 from pycri.core.linux import bounding_capabilities
 from pycri.errors import InvalidArgumentError
 
@@ -90,6 +92,9 @@ class SecuritySpec:
     #: ``uid``, ``name``, ``uid:gid`` or ``name:gid``; empty for the image's user
     user: str = ""
     supplemental_groups: tuple[int, ...] = ()
+    #: SupplementalGroupsPolicy Strict: only the primary and these groups, none of the
+    #: image's /etc/group memberships (pycri/core/identity.py)
+    strict_groups: bool = False
     privileged: bool = False
     #: capability names with ``CAP_`` (``ALL`` already resolved against the host)
     cap_add: tuple[str, ...] = ()
@@ -193,6 +198,7 @@ def container_security(
     spec = SecuritySpec(
         user=_user(ctx, ctx.run_as_username),
         supplemental_groups=tuple(ctx.supplemental_groups),
+        strict_groups=groups_policy(ctx) == cri.Strict,
         seccomp=seccomp_profile(_field(ctx, "seccomp"), ctx.seccomp_profile_path),
         apparmor=apparmor_profile(_field(ctx, "apparmor"), ctx.apparmor_profile),
         no_new_privs=ctx.no_new_privs,

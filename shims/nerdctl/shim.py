@@ -479,9 +479,7 @@ class NerdctlShim(Shim):
         }
         if sandbox_config.linux.cgroup_parent:
             extra["cgroup-parent"] = sandbox_config.linux.cgroup_parent
-        security = config.linux.security_context
-        edits = specedit.spec_labels(container_security(security))
-        edits.update(specedit.groups_labels(security))
+        edits = specedit.spec_labels(container_security(config.linux.security_context))
         extra.update(edits)
         engine_labels = labelcodec.split(
             encode_labels(

@@ -28,12 +28,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from pycri.api import api_pb2 as cri
-from pycri.core.identity import groups_policy
 from pycri.core.security import SecuritySpec
 from pycri.errors import InvalidArgumentError, UnavailableError
 
-__all__ = ["STRICT_GROUPS", "groups_labels", "install_wrapper", "spec_labels"]
+__all__ = ["STRICT_GROUPS", "install_wrapper", "spec_labels"]
 
 #: what containerd (and so nerdctl) masks and makes read-only by default; the
 #: kubelet sends the same lists for a container with the default /proc mount
@@ -64,11 +62,12 @@ _MAX_JSON = 3000
 
 
 def spec_labels(spec: SecuritySpec) -> dict[str, str]:
-    """pycri extras asking the wrapper for paths nerdctl would get wrong ({} if none).
+    """pycri extras asking the wrapper for what nerdctl would get wrong ({} if none).
 
-    None in the spec is the runtime's default list, which nerdctl gives by
-    itself; a privileged container's spec has none at all (/proc unmasked,
-    as containerd's CRI does).
+    Paths: None in the spec is the runtime's default list, which nerdctl
+    gives by itself; a privileged container's spec has none at all (/proc
+    unmasked, as containerd's CRI does). Groups: Strict's exact list (Merge
+    is what nerdctl does by itself).
     """
     wanted: dict[str, list[str]] = {}
     for key, given, default in (
@@ -85,17 +84,12 @@ def spec_labels(spec: SecuritySpec) -> dict[str, str]:
         if len(text) > _MAX_JSON:
             raise InvalidArgumentError(f"{key}: more than {_MAX_JSON} bytes of paths")
         labels[key] = text
+    if spec.strict_groups:
+        text = json.dumps(list(spec.supplemental_groups), separators=(",", ":"))
+        if len(text) > _MAX_JSON:
+            raise InvalidArgumentError(f"supplemental_groups: more than {_MAX_JSON} bytes")
+        labels[STRICT_GROUPS] = text
     return labels
-
-
-def groups_labels(sc: cri.LinuxContainerSecurityContext) -> dict[str, str]:
-    """The pycri extra asking the wrapper for Strict's groups ({} for Merge, nerdctl's own)."""
-    if groups_policy(sc) != cri.Strict:
-        return {}
-    text = json.dumps(list(sc.supplemental_groups), separators=(",", ":"))
-    if len(text) > _MAX_JSON:
-        raise InvalidArgumentError(f"supplemental_groups: more than {_MAX_JSON} bytes")
-    return {STRICT_GROUPS: text}
 
 
 # Runs for every runc call of a wrapped container (as root, by containerd's

@@ -92,13 +92,10 @@ def test_the_wrapper_directory_must_be_ours_alone(tmp_path: Path) -> None:
 
 
 def test_strict_groups_need_the_wrapper() -> None:
-    ctx = cri.LinuxContainerSecurityContext
-    assert specedit.groups_labels(ctx(supplemental_groups=[5])) == {}  # Merge: nerdctl's own
-    strict = ctx(supplemental_groups=[1234, 5], supplemental_groups_policy=cri.Strict)
-    assert specedit.groups_labels(strict) == {specedit.STRICT_GROUPS: "[1234,5]"}
-    assert specedit.groups_labels(ctx(supplemental_groups_policy=cri.Strict)) == {
-        specedit.STRICT_GROUPS: "[]"
-    }
+    assert _labels(supplemental_groups=[5]) == {}  # Merge: nerdctl's own
+    strict = _labels(supplemental_groups=[1234, 5], supplemental_groups_policy=cri.Strict)
+    assert strict == {specedit.STRICT_GROUPS: "[1234,5]"}
+    assert _labels(supplemental_groups_policy=cri.Strict) == {specedit.STRICT_GROUPS: "[]"}
 
 
 @pytest.mark.parametrize(("gid", "supplemental"), [(1000, [1234]), (0, []), (7, [7, 8, 8])])

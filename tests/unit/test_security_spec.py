@@ -148,6 +148,10 @@ def _spec(**fields: Any) -> SecuritySpec:
         ),
         ({"supplemental_groups": [5, 6]}, SecuritySpec(supplemental_groups=(5, 6))),
         (
+            {"supplemental_groups": [5], "supplemental_groups_policy": cri.Strict},
+            SecuritySpec(supplemental_groups=(5,), strict_groups=True),
+        ),
+        (
             {"capabilities": CAPS(add_capabilities=["net_raw", "CAP_SYS_TIME"])},
             SecuritySpec(cap_add=("CAP_NET_RAW", "CAP_SYS_TIME")),
         ),
