@@ -1,7 +1,7 @@
 """Image volumes (CRI ``Mount.image``, Kubernetes' ImageVolume): the rules every shim shares.
 
 An image mount shows an image's filesystem, read-only, at ``container_path``
-(or one directory or file of it, ``image_sub_path``). Core checks the
+(or one directory of it, ``image_sub_path``). Core checks the
 request and finds the image once; shims only make the image's files appear
 (:func:`sub_path_source` joins the sub path safely) and report the mount
 back with :func:`reported_mount`.
@@ -136,9 +136,11 @@ def find_image_mounts(
 def sub_path_source(root: str, sub_path: str, where: str) -> str:
     """The host path of ``sub_path`` inside an image's tree at ``root``.
 
-    INVALID_ARGUMENT when it does not exist, or when it resolves (through
-    the image's own symlinks, absolute ones included) outside ``root``:
-    the bind mount must show the image's files and nothing of the host.
+    INVALID_ARGUMENT when it does not exist, is not a directory (a single
+    file is a non-goal of the ImageVolume KEP; containerd's CRI refuses it
+    too), or resolves (through the image's own symlinks, absolute ones
+    included) outside ``root``: the bind mount must show the image's files
+    and nothing of the host.
     """
     if not sub_path:
         return root
@@ -151,6 +153,11 @@ def sub_path_source(root: str, sub_path: str, where: str) -> str:
     if not os.path.lexists(source):
         raise InvalidArgumentError(
             f"{where}: image_sub_path {sub_path!r} does not exist in the image"
+        )
+    if not os.path.isdir(source):
+        raise InvalidArgumentError(
+            f"{where}: image_sub_path {sub_path!r} is not a directory: "
+            "image volumes mount directories only"
         )
     return source
 

@@ -849,6 +849,8 @@ class ShimConformance:
             create("no-such-sub-path", sub_path="not-existing")
         with pytest.raises(InvalidArgumentError, match=r"\.\."):
             create("escaping", sub_path="../etc")
+        with pytest.raises(InvalidArgumentError, match="not a directory"):
+            create("file-sub-path", sub_path="etc/passwd")
         with pytest.raises(NotFoundError):
             create("absent-image", ref="docker.io/pycri/no-such-image-volume:0")
         assert self.image_volume_leftovers(shim) == []  # refused creates leave nothing

@@ -475,9 +475,11 @@ class FakeShim(Shim):
             tree = image_files(self._find_image(mount.image.image))
             sub = "/" + mount.image_sub_path if mount.image_sub_path else ""
             target = mount.container_path.rstrip("/")
-            if sub in tree:  # a file
-                files[mount.container_path] = tree[sub]
-                continue
+            if sub in tree:  # a file: image volumes mount directories only (core's rule)
+                raise InvalidArgumentError(
+                    f"config.mounts[{index}]: image_sub_path {mount.image_sub_path!r} "
+                    "is not a directory: image volumes mount directories only"
+                )
             inside = {p: d for p, d in tree.items() if p.startswith(sub + "/")}
             if not inside:
                 raise InvalidArgumentError(

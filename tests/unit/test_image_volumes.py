@@ -147,7 +147,9 @@ def test_sub_path_source(tmp_path: Path) -> None:
     (tmp_path / "up").symlink_to("../..")
     root = str(tmp_path)
     assert sub_path_source(root, "", "w") == root
-    assert sub_path_source(root, "etc/passwd", "w") == f"{root}/etc/passwd"
+    assert sub_path_source(root, "etc", "w") == f"{root}/etc"
+    with pytest.raises(InvalidArgumentError, match="not a directory"):
+        sub_path_source(root, "etc/passwd", "w")  # as containerd: directories only
     assert sub_path_source(root, "lib", "w") == f"{root}/etc"
     for escaping in ("host", "up", "up/etc"):
         with pytest.raises(InvalidArgumentError, match="outside the image"):
