@@ -10,7 +10,18 @@ import grpc
 from click.core import ParameterSource
 
 from pycri import __version__
-from pycri.cli import completion, containers, execs, images, info, lifecycle, logs, pods, stats
+from pycri.cli import (
+    completion,
+    containers,
+    execs,
+    images,
+    info,
+    lifecycle,
+    logs,
+    metrics,
+    pods,
+    stats,
+)
 from pycri.cli import config as cfg
 from pycri.cli.errors import CLIError, describe_rpc_error
 from pycri.cli.session import Session, Settings
@@ -163,7 +174,7 @@ def cli(
     ctx.call_on_close(session.close)
 
 
-for _module in (info, pods, containers, lifecycle, execs, logs, images, stats, completion):
+for _module in (info, pods, containers, lifecycle, execs, logs, images, stats, metrics, completion):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 cli.add_command(cfg.config_command)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from pycri.api import api_pb2 as cri
 from pycri.client import CRIClient
@@ -215,3 +216,33 @@ def test_tables_match_crictl(
 def _same_but_created(ours: str, theirs: str) -> bool:
     strip = [line.split("ago")[-1] for line in ours.splitlines()[1:]]
     return strip == [line.split("ago")[-1] for line in theirs.splitlines()[1:]]
+
+
+def test_metrics_match_crictl(crictl: str, pycri_server: str, tmp_path: Path) -> None:
+    """metricdescs and metricsp (containerd 1.6 has no metrics RPCs: pycri's fake only)."""
+    client = CRIClient(pycri_server, timeout=60)
+    config = cri.PodSandboxConfig(
+        metadata=cri.PodSandboxMetadata(name="metrics", namespace="pycrictl", uid="m1"),
+        log_directory=str(tmp_path / "logs"),
+    )
+    pod = client.run_pod_sandbox(cri.RunPodSandboxRequest(config=config)).pod_sandbox_id
+    ctr_config = cri.ContainerConfig(
+        metadata=cri.ContainerMetadata(name="app"),
+        image=cri.ImageSpec(image=BUSYBOX),
+        command=["sleep", "3600"],
+    )
+    request = cri.CreateContainerRequest(pod_sandbox_id=pod, config=ctr_config)
+    ctr = client.create_container(request).container_id
+    client.start_container(cri.StartContainerRequest(container_id=ctr))
+    tools = Tools(crictl, pycri_server, tmp_path)
+    try:
+        descriptors = assert_same_json(tools, "metricdescs", "-o", "json")
+        assert descriptors["descriptors"]
+        first, ours, _ = tools.three("metricdescs", "-o", "yaml")
+        assert yaml.safe_load(ours) == yaml.safe_load(first)
+        metrics = assert_same_json(tools, "metricsp", "-o", "json")
+        assert [m["podSandboxId"] for m in metrics["podMetrics"]] == [pod]
+    finally:
+        client.stop_pod_sandbox(cri.StopPodSandboxRequest(pod_sandbox_id=pod))
+        client.remove_pod_sandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=pod))
+        client.close()

@@ -430,3 +430,19 @@ def test_colour_only_when_asked_for(crictl: Crictl, monkeypatch: pytest.MonkeyPa
     assert coloured.stdout.splitlines()[0] == plain.stdout.splitlines()[0]
     monkeypatch.setenv("NO_COLOR", "1")
     assert "\x1b[" not in crictl.runner.invoke(cli, args, color=True).stdout
+
+
+def test_metricdescs_and_metricsp(crictl: Crictl) -> None:
+    """crictl's commands: the whole response, JSON by default, YAML on request."""
+    names = {d["name"] for d in crictl.json("metricdescs")["descriptors"]}
+    assert "container_cpu_usage_seconds_total" in names
+    described = yaml.safe_load(crictl("metricdescs", "-o", "yaml").stdout)
+    assert {d["name"] for d in described["descriptors"]} == names
+    pod = crictl.runp()
+    crictl.run_container(pod)
+    metrics = crictl.json("metricsp")["podMetrics"]
+    assert [m["podSandboxId"] for m in metrics] == [pod]
+    container_names = {m["name"] for c in metrics[0]["containerMetrics"] for m in c["metrics"]}
+    assert container_names <= names
+    assert "container_memory_working_set_bytes" in container_names
+    crictl("metricsp", "-o", "table", code=2)  # crictl offers json and yaml only
