@@ -1,4 +1,4 @@
-"""The nerdctl shim's pure parts: no daemon needed (they live here with the shim's tests)."""
+"""The nerdctl shim's pure parts: argument lists, parsing, labels, errors (no daemon)."""
 
 from __future__ import annotations
 
