@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import errno
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["CAPABILITY_NAMES", "VANISHED_ERRNOS", "bounding_capabilities", "read_if_present"]
+__all__ = [
+    "CAPABILITY_NAMES",
+    "VANISHED_ERRNOS",
+    "bounding_capabilities",
+    "locked_directory",
+    "read_if_present",
+]
 
 #: what reading a file of something that has just ended answers: ENOENT/ENOTDIR
 #: (path removed), ESRCH (/proc file of a process that exited after the open),
@@ -51,3 +61,20 @@ def read_if_present(path: Path) -> str | None:
         if err.errno in VANISHED_ERRNOS:
             return None
         raise
+
+
+@contextmanager
+def locked_directory(path: str | Path, operation: int = fcntl.LOCK_EX) -> Iterator[None]:
+    """Hold an flock on the directory ``path`` itself (made root's alone if missing).
+
+    Servers sharing a state directory order their changes to it with this,
+    between threads (each call opens its own descriptor) and processes;
+    closing the descriptor releases the lock.
+    """
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, operation)
+        yield
+    finally:
+        os.close(fd)

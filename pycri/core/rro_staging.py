@@ -36,6 +36,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from pycri.api import api_pb2 as cri
+from pycri.core.linux import locked_directory
 from pycri.errors import AlreadyExistsError, FailedPreconditionError
 
 __all__ = [
@@ -224,16 +225,6 @@ class RROStaging:
         return self.root / staging_key(name)
 
     @contextmanager
-    def _lock(self, operation: int) -> Iterator[None]:
-        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            fcntl.flock(fd, operation)
-            yield
-        finally:
-            os.close(fd)  # releases the lock
-
-    @contextmanager
     def creating(self, name: str, mounts: Sequence[cri.Mount]) -> Iterator[list[cri.Mount]]:
         """Stage the recursive read-only ``mounts`` of container ``name`` for its create.
 
@@ -250,10 +241,10 @@ class RROStaging:
             )
         base = self._dir(name)
         if not self._root_private:
-            with self._lock(fcntl.LOCK_EX):
+            with locked_directory(self.root):
                 make_private_mount_point(str(self.root))
             self._root_private = True
-        with self._lock(fcntl.LOCK_SH):
+        with locked_directory(self.root, fcntl.LOCK_SH):
             try:
                 base.mkdir(mode=0o700)
             except FileExistsError:
@@ -339,7 +330,7 @@ class RROStaging:
         """
         if not self.staged():
             return []
-        with self._lock(fcntl.LOCK_EX):
+        with locked_directory(self.root):
             keep = {staging_key(name) for name in owners()}
             gone = [key for key in self.staged() if key not in keep]
             for key in gone:

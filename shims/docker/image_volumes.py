@@ -6,14 +6,13 @@ and bind-mounted read-only. Who uses a tree is in the containers' labels
 (``io.pycri.image-volume.<hex>``), not in memory: after a container is
 removed, every tree no pycri container names is deleted, so a restarted
 server (or one killed between ``rm`` and the deletion) leaves nothing for
-good. An flock on ``<root>/.lock`` orders export, create and deletion
+good. An flock on ``<root>`` orders export, create and deletion
 between threads and between servers sharing the directory.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import io
 import os
 import shutil
@@ -31,6 +30,7 @@ from pycri.core.image_volumes import (
     sub_path_source,
     with_host_paths,
 )
+from pycri.core.linux import locked_directory
 from pycri.errors import InternalError
 from pycri_shims.docker.connection import DockerConnection
 
@@ -121,15 +121,8 @@ class ImageVolumes:
         self._conn = connection
         self.root = os.path.join(state_dir, "image-volumes")
 
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        os.makedirs(self.root, mode=0o700, exist_ok=True)
-        fd = os.open(os.path.join(self.root, ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+    def locked(self) -> contextlib.AbstractContextManager[None]:
+        return locked_directory(self.root)
 
     def tree(self, image_ref: str) -> str:
         return os.path.join(self.root, _hex(image_ref))
@@ -206,7 +199,7 @@ class ImageVolumes:
             if key.startswith(PYCRI_PREFIX + _USER_PREFIX)
         }
         for name in os.listdir(self.root):
-            if name != ".lock" and (_TMP in name or name not in used):
+            if _TMP in name or name not in used:
                 shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)
         for helper in helpers:  # left by a server killed mid-export
             with self._conn.errors("removing an export helper"):
@@ -214,11 +207,7 @@ class ImageVolumes:
 
     def leftovers(self) -> list[str]:
         """Trees and export helpers that exist now (for tests: none once no container uses one)."""
-        trees = (
-            sorted(n for n in os.listdir(self.root) if n != ".lock")
-            if os.path.isdir(self.root)
-            else []
-        )
+        trees = sorted(os.listdir(self.root)) if os.path.isdir(self.root) else []
         with self._conn.errors("listing export helpers"):
             helpers = self._conn.api.containers(all=True, filters={"label": [_EXPORT_LABEL]})
         return [*(f"tree {name}" for name in trees), *(f"helper {h['Id'][:13]}" for h in helpers)]

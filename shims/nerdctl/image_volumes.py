@@ -9,21 +9,21 @@ target path, so ``ctr images unmount --rm <target>`` undoes both.
 Nothing is kept in memory. After a container is removed, every directory
 whose engine name no container of the namespace has any more is unmounted
 and deleted, so a restarted server (or one killed between ``rm`` and the
-unmount) leaves nothing for good. An flock on ``<root>/.lock`` orders
+unmount) leaves nothing for good. An flock on ``<root>`` orders
 mount + create against that sweep, between threads and between servers.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from pycri.api import api_pb2 as cri
 from pycri.core.image_volumes import ImageMount, sub_path_source, with_host_paths
+from pycri.core.linux import locked_directory
 from pycri.errors import CRIError, InternalError, NotFoundError
 
 from .runner import NerdctlRunner
@@ -56,15 +56,8 @@ class ImageVolumes:
         self._ctr = ctr
         self.root = os.path.join(state_dir, "image-volumes")
 
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        os.makedirs(self.root, mode=0o700, exist_ok=True)
-        fd = os.open(os.path.join(self.root, ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+    def locked(self) -> contextlib.AbstractContextManager[None]:
+        return locked_directory(self.root)
 
     def mount(
         self, name: str, config: cri.ContainerConfig, mounts: list[ImageMount]
@@ -110,12 +103,12 @@ class ImageVolumes:
 
     def prune(self, existing_names: Callable[[], set[str]]) -> None:
         """Release every container directory whose container is gone."""
-        if not os.path.isdir(self.root) or os.listdir(self.root) in ([], [".lock"]):
+        if not os.path.isdir(self.root) or not os.listdir(self.root):
             return
         with self.locked():
             alive = existing_names()
             for name in os.listdir(self.root):
-                if name != ".lock" and name not in alive:
+                if name not in alive:
                     try:
                         self.release(name)
                     except CRIError as err:  # the next removal tries again
@@ -127,7 +120,6 @@ class ImageVolumes:
         found = [
             f"directory {name}"
             for name in (os.listdir(self.root) if os.path.isdir(self.root) else [])
-            if name != ".lock"
         ]
         with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo:
             found += [
