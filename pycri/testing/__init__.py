@@ -4,6 +4,8 @@
   testing your own CRI client code against something that behaves like a
   runtime (and can be told to fail);
 * :mod:`pycri.testing.conformance` is the suite every shim must pass;
+* :class:`pycri.testing.server_process.ServerProcess` runs pycri-server in a
+  process of its own, for tests that kill -9 it and start it again;
 * :func:`engine_shims` and :func:`require_shim` let a test run on every
   registered shim that drives a real engine, so a new shim joins by
   registering.

@@ -10,12 +10,9 @@ docker and nerdctl shims.
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
-import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -28,6 +25,7 @@ from pycri.api import api_pb2 as cri
 from pycri.client import CRIClient
 from pycri.errors import CRIError
 from pycri.testing import engine_shims, require_real
+from pycri.testing.server_process import ServerProcess
 
 pytestmark = pytest.mark.real
 
@@ -49,46 +47,12 @@ def engine_ids(shim: str, run_id: str) -> set[str] | None:
     return set(out.split())
 
 
-class Server:
-    def __init__(self, shim: str, tmp: Path) -> None:
-        self.shim = shim
-        self.sock = tmp / "cri.sock"
-        self.log = tmp / "server.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> CRIClient:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "pycri.server.main", "--shim", self.shim,
-                 "--listen", f"unix://{self.sock}", "--no-streaming"],
-                stdout=log, stderr=log,
-            )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while not self.sock.exists():
-            assert self.process.poll() is None, self.log.read_text()[-2000:]
-            assert time.monotonic() < deadline, "pycri-server did not start"
-            time.sleep(0.05)
-        client = CRIClient(f"unix://{self.sock}", timeout=120)
-        client.wait_ready()
-        return client
-
-    def kill9(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=60)
-
-
 @pytest.fixture(params=engine_shims())
-def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerProcess]:
     shim = str(request.param)
     binary = {"docker": "docker", "nerdctl": "nerdctl"}.get(shim)
     require_real(binary is None or shutil.which(binary) is not None, f"{binary} is not installed")
-    server = Server(shim, tmp_path)
+    server = ServerProcess(shim, tmp_path)
     yield server
     server.stop()
 
@@ -117,7 +81,7 @@ def container_config(run_id: str) -> cri.ContainerConfig:
     )
 
 
-def kill_during(server: Server, operation: Callable[[], object], delay: float) -> None:
+def kill_during(server: ServerProcess, operation: Callable[[], object], delay: float) -> None:
     """Run ``operation`` and kill -9 the server ``delay`` seconds into it."""
     thread = threading.Thread(target=lambda: _swallow(operation), daemon=True)
     thread.start()
@@ -133,7 +97,7 @@ def _swallow(operation: Callable[[], object]) -> None:
         pass  # the server died under it: expected
 
 
-def assert_consistent(client: CRIClient, server: Server, run_id: str) -> None:
+def assert_consistent(client: CRIClient, server: ServerProcess, run_id: str) -> None:
     selector = {"pycri.kill9": run_id}
     pods = client.list_pod_sandbox(
         cri.ListPodSandboxRequest(filter=cri.PodSandboxFilter(label_selector=selector))
@@ -160,7 +124,7 @@ def remove_everything(client: CRIClient, run_id: str) -> None:
 
 
 @pytest.mark.parametrize("phase", ["run_pod", "create", "start", "stop"])
-def test_kill9_midway(server: Server, tmp_path: Path, phase: str) -> None:
+def test_kill9_midway(server: ServerProcess, tmp_path: Path, phase: str) -> None:
     run_id = str(uuid.uuid4())  # 36 characters, as Kubernetes uids are
     config = pod_config(run_id, tmp_path / "logs")
     rng = random.Random(run_id)

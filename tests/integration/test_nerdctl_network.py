@@ -14,9 +14,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,11 +21,11 @@ from pathlib import Path
 import pytest
 
 from pycri.api import api_pb2 as cri
-from pycri.client import CRIClient
 from pycri.core.runtime import CRIRuntime
 from pycri.errors import CRIError
 from pycri.testing import require_real
 from pycri.testing.conformance import wait_for
+from pycri.testing.server_process import ServerProcess
 from pycri_shims.nerdctl.shim import NerdctlShim
 from pycri_shims.nerdctl.testing import Created, TrackingShim, nerdctl, why_unavailable
 
@@ -126,45 +123,9 @@ def test_twenty_pods_leave_no_rules_or_addresses(created: Created, tmp_path: Pat
         shim.close()
 
 
-class Server:
-    """``python -m pycri.server.main --shim nerdctl`` as a process that can be killed."""
-
-    def __init__(self, directory: Path) -> None:
-        self.sock = directory / "cri.sock"
-        self.log = directory / "server.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> CRIClient:
-        self.sock.unlink(missing_ok=True)
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "pycri.server.main", "--shim", "nerdctl",
-                 "--listen", f"unix://{self.sock}", "--no-streaming"],
-                stdout=log, stderr=log,
-            )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while not self.sock.exists():
-            assert self.process.poll() is None, self.log.read_text()[-2000:]
-            assert time.monotonic() < deadline, "pycri-server did not start"
-            time.sleep(0.05)
-        client = CRIClient(f"unix://{self.sock}", timeout=120)
-        client.wait_ready()
-        return client
-
-    def kill9(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
-
-
 def test_kill9_of_the_server_between_run_and_remove(created: Created, tmp_path: Path) -> None:
     """Nothing about a pod's network lives only in pycri-server's memory."""
-    server = Server(tmp_path)
+    server = ServerProcess("nerdctl", tmp_path)
     client = server.start()
     try:
         pods = []

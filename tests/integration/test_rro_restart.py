@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -24,6 +22,7 @@ from pycri.api import api_pb2 as cri
 from pycri.client import CRIClient
 from pycri.testing import require_real
 from pycri.testing.conformance import wait_for
+from pycri.testing.server_process import ServerProcess
 from pycri.testing.submounts import tree_with_submount
 
 pytestmark = pytest.mark.real
@@ -36,13 +35,13 @@ ENGINE_RM = {
 }
 
 
-class Server:
+class Server(ServerProcess):
+    """pycri-server with a state directory of its own, whose stagings a test can list."""
+
     def __init__(self, shim: str, scratch: Path) -> None:
-        self.shim = shim
         self.scratch = scratch
         self.state_dir = scratch / "state"
-        self.sock = scratch / "cri.sock"
-        self.process: subprocess.Popen[bytes] | None = None
+        super().__init__(shim, scratch, {"state_dir": str(self.state_dir)})
 
     @property
     def staged(self) -> list[str]:
@@ -50,30 +49,6 @@ class Server:
         if self.shim == "nerdctl":
             root = root / "pycri"
         return sorted(p.name for p in root.iterdir()) if root.exists() else []
-
-    def start(self) -> CRIClient:
-        self.sock.unlink(missing_ok=True)
-        with (self.scratch / "server.log").open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "pycri.server.main", "--shim", self.shim,
-                 "-O", f"state_dir={self.state_dir}", "--listen", f"unix://{self.sock}",
-                 "--no-streaming"],
-                stdout=log, stderr=log,
-            )  # fmt: skip
-        wait_for(self.sock.exists, 30, "pycri-server to listen")
-        client = CRIClient(f"unix://{self.sock}", timeout=120)
-        client.wait_ready()
-        return client
-
-    def kill9(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=60)
 
 
 @pytest.fixture(params=sorted(ENGINE_RM))
