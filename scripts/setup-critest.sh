@@ -138,10 +138,13 @@ build_critest() {
 # as critest expects. registry.k8s.io/pause:3.9 and k8s.gcr.io/pause:3.9 are
 # one path here, so one image, as critest expects too. Not served: the
 # digest-pinned gcr.io/k8s-staging-cri-tools/test-image-digest@sha256:...
-# (its content cannot be reproduced) and the Windows images.
+# (its content cannot be reproduced) and the Windows images. library/nginx is
+# not critest's: it is `kubectl run nginx --image=nginx` in the Kubernetes
+# tests (tests/integration/kubernetes/), docker.io/library/nginx upstream.
 IMAGES=(
     "e2e-test-images/busybox:1.29-2 busybox"
     "e2e-test-images/nginx:1.14-2 nginx"
+    "library/nginx:latest nginx"
     "e2e-test-images/httpd:2.4.39-4 httpd"
     "e2e-test-images/nonewprivs:1.3 nonewprivs"
     "pause:3.9 pause"
@@ -168,6 +171,7 @@ upstream_refs() {
     pause:*) echo "registry.k8s.io/$1 k8s.gcr.io/$1" ;;
     e2e-test-images/*) echo "registry.k8s.io/$1" ;;
     k8s-staging-cri-tools/*) echo "gcr.io/$1" ;;
+    library/*) echo "docker.io/$1" ;;
     *) die "no upstream registry known for $1" ;;
     esac
 }
