@@ -57,7 +57,7 @@ class ListEncoder:
         others = [f.name for f in descriptor.fields if f.name != field]
         if fd.type != FieldDescriptor.TYPE_MESSAGE or not fd.is_repeated or others:
             raise ValueError(
-                f"{descriptor.full_name}.{field} is not the only field, a repeated message"
+                f"{descriptor.full_name}.{field} must be the only field, a repeated message"
             )
         self._tag = varint(fd.number << 3 | 2)  # wire type 2: length-delimited
         #: id(entry) -> (entry, its field bytes); the entry is kept so its id stays its own
@@ -82,7 +82,7 @@ class ListEncoder:
         listed = list(entries)
         for kept, response in self._responses:
             # element by element, identical instances compare equal without a look inside
-            # (and equal messages, were they not identical, serialise alike)
+            # (and equal messages, were they not identical, would parse back alike)
             if kept == listed:
                 return response
         memo = self._entries
@@ -112,7 +112,3 @@ class ListEncoder:
             if hit is not None and hit[0] is entry:
                 kept[id(entry)] = hit
         self._entries = kept
-
-    def clear(self) -> None:
-        self._entries = {}
-        self._responses = []

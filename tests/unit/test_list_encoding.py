@@ -113,9 +113,9 @@ def test_an_entry_of_any_size_parses_back(size: int) -> None:
 
 
 def test_only_a_response_made_of_one_repeated_message_field() -> None:
-    with pytest.raises(ValueError, match="not the only field"):
+    with pytest.raises(ValueError, match="must be the only field"):
         ListEncoder(cri.VersionResponse, "version")
-    with pytest.raises(ValueError, match="not the only field"):
+    with pytest.raises(ValueError, match="must be the only field"):
         ListEncoder(cri.ContainerStatusResponse, "status")  # a message, but not repeated
 
 
