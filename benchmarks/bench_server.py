@@ -1,17 +1,22 @@
 """RPC throughput of pycri-server (fake shim) against a bare grpcio server.
 
-    python benchmarks/bench_server.py [--seconds 2] [--rounds 5] [--containers 330]
+    python benchmarks/bench_server.py [--seconds 2] [--rounds 5] [--containers 330] [--rpc NAME]
 
 Both servers run as separate processes on unix sockets in one temp dir and
 are driven by the same client, alternating rounds so that machine noise
 hits both alike. The bare server answers with pre-serialised responses (for
-ListContainers, the very bytes pycri returned), so the ratio is what pycri's
-servicer, core and shim cost on top of gRPC itself.
+ListContainers and ListPodSandbox, the very bytes pycri returned), so the
+ratio is what pycri's servicer, core and shim cost on top of gRPC itself.
+
+On a loaded machine the throughput ratio swings with the load; the CPU
+columns are steadier: each server's own CPU time (from /proc) per call
+answered, and their ratio (bare / pycri, so 1.00 means pycri costs no more).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -30,12 +35,13 @@ from pycri.client import CRIClient
 RUNTIME = "/runtime.v1.RuntimeService/"
 
 
-def serve_bare(socket_path: str, list_response_file: str) -> None:
-    """A grpcio server answering Version and ListContainers with fixed bytes."""
+def serve_bare(socket_path: str, list_response_file: str, pods_response_file: str) -> None:
+    """A grpcio server answering Version and the two lists with fixed bytes."""
     version = cri.VersionResponse(
         version="0.1.0", runtime_name="bare", runtime_version="0", runtime_api_version="v1"
     ).SerializeToString()
     listed = Path(list_response_file).read_bytes()
+    pods = Path(pods_response_file).read_bytes()
     identity: Callable[[bytes], bytes] = lambda raw: raw  # noqa: E731
 
     def fixed(answer: bytes) -> grpc.RpcMethodHandler[Any, Any]:
@@ -50,7 +56,11 @@ def serve_bare(socket_path: str, list_response_file: str) -> None:
         [
             grpc.method_handlers_generic_handler(
                 "runtime.v1.RuntimeService",
-                {"Version": fixed(version), "ListContainers": fixed(listed)},
+                {
+                    "Version": fixed(version),
+                    "ListContainers": fixed(listed),
+                    "ListPodSandbox": fixed(pods),
+                },
             )
         ]
     )
@@ -91,7 +101,20 @@ def populate(client: CRIClient, containers: int) -> None:
             client.start_container(cri.StartContainerRequest(container_id=container_id))
 
 
-def throughput(call: Callable[[], object], seconds: float, threads: int) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (0 where there is no /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(
+    call: Callable[[], object], seconds: float, threads: int, server_pid: int | None
+) -> tuple[float, float]:
+    """Calls per second, and the server's CPU microseconds per call (with its pid)."""
+    cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
     stop = time.monotonic() + seconds
 
     def worker() -> int:
@@ -103,7 +126,8 @@ def throughput(call: Callable[[], object], seconds: float, threads: int) -> floa
 
     with futures.ThreadPoolExecutor(threads) as pool:
         total = sum(pool.map(lambda _: worker(), range(threads)))
-    return total / seconds
+    cpu = cpu_seconds(server_pid) - cpu_before if server_pid else 0.0
+    return total / seconds, cpu / max(total, 1) * 1e6
 
 
 def main() -> None:
@@ -113,7 +137,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4, help="concurrent client threads")
     parser.add_argument("--containers", type=int, default=330)
     parser.add_argument(
-        "--bare-server", nargs=2, metavar=("SOCKET", "RESPONSE"), help=argparse.SUPPRESS
+        "--rpc",
+        action="append",
+        choices=["Version", "ListContainers", "ListPodSandbox"],
+        help="measure only this RPC (repeatable; default: all three)",
+    )
+    parser.add_argument(
+        "--bare-server", nargs=3, metavar=("SOCKET", "LIST", "PODS"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
     if args.bare_server:
@@ -144,28 +174,56 @@ def main() -> None:
             assert len(listed.containers) == args.containers
             response_file = Path(tmp) / "list.bin"
             response_file.write_bytes(listed.SerializeToString())
+            pods_file = Path(tmp) / "pods.bin"
+            pods_file.write_bytes(pycri_client.list_pod_sandbox().SerializeToString())
             bare_proc = subprocess.Popen(
-                [sys.executable, __file__, "--bare-server", str(bare_sock), str(response_file)]
+                [
+                    sys.executable,
+                    __file__,
+                    "--bare-server",
+                    str(bare_sock),
+                    str(response_file),
+                    str(pods_file),
+                ]
             )
             wait_for_socket(bare_sock, bare_proc)
             bare_client = CRIClient(f"unix://{bare_sock}")
 
+            pods = len(pycri_client.list_pod_sandbox().items)
             print(
                 f"{args.rounds} alternating rounds of {args.seconds:g}s, "
-                f"{args.threads} client threads, {args.containers} containers listed"
+                f"{args.threads} client threads, {args.containers} containers "
+                f"in {pods} pods listed"
             )
-            print(f"{'RPC':<16}{'pycri (rps)':>14}{'bare grpcio (rps)':>20}{'ratio':>8}")
-            for name in ("Version", "ListContainers"):
-                method = "version" if name == "Version" else "list_containers"
+            print(
+                f"{'RPC':<16}{'pycri (rps)':>14}{'bare grpcio (rps)':>20}{'ratio':>8}"
+                f"{'pycri CPU/call':>16}{'bare CPU/call':>15}{'CPU ratio':>11}"
+            )
+            methods = {
+                "Version": "version",
+                "ListContainers": "list_containers",
+                "ListPodSandbox": "list_pod_sandbox",
+            }
+            for name in args.rpc or methods:
+                method = methods[name]
                 ours, bare = getattr(pycri_client, method), getattr(bare_client, method)
                 ours(), bare()  # warm up connections
-                samples: dict[str, list[float]] = {"pycri": [], "bare": []}
+                samples: dict[str, list[tuple[float, float]]] = {"pycri": [], "bare": []}
                 for _ in range(args.rounds):
-                    samples["pycri"].append(throughput(ours, args.seconds, args.threads))
-                    samples["bare"].append(throughput(bare, args.seconds, args.threads))
-                mine = statistics.median(samples["pycri"])
-                base = statistics.median(samples["bare"])
-                print(f"{name:<16}{mine:>14.0f}{base:>20.0f}{mine / base:>8.2f}")
+                    for key, call, pid in (
+                        ("pycri", ours, pycri_proc.pid),
+                        ("bare", bare, bare_proc.pid),
+                    ):
+                        samples[key].append(measure(call, args.seconds, args.threads, pid))
+                mine = statistics.median(rate for rate, _ in samples["pycri"])
+                base = statistics.median(rate for rate, _ in samples["bare"])
+                mine_cpu = statistics.median(cpu for _, cpu in samples["pycri"])
+                base_cpu = statistics.median(cpu for _, cpu in samples["bare"])
+                cpu_ratio = f"{base_cpu / mine_cpu:.2f}" if mine_cpu else "-"
+                print(
+                    f"{name:<16}{mine:>14.0f}{base:>20.0f}{mine / base:>8.2f}"
+                    f"{mine_cpu:>13.0f} us{base_cpu:>12.0f} us{cpu_ratio:>11}"
+                )
             pycri_client.close()
             bare_client.close()
         finally:

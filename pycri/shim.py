@@ -55,6 +55,13 @@ class Shim(abc.ABC):
     #: the name the shim is registered under in the ``pycri.shims`` group
     name: ClassVar[str] = ""
 
+    #: True when ``list_containers`` and ``list_pod_sandboxes`` return the very
+    #: message instance they returned before for an entry that has not changed,
+    #: and a new instance for one that has: a message, once returned, is never
+    #: mutated. Core then keeps each entry's serialised bytes by identity
+    #: (pycri.core.encoding) instead of serialising every entry on every list.
+    stable_list_entries: ClassVar[bool] = False
+
     def __init__(self) -> None:
         self.emit_event: EventSink = _no_events
 

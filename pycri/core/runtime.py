@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 from pycri import __version__
 from pycri.api import api_pb2 as cri
 from pycri.core import filters
+from pycri.core.encoding import ListEncoder
 from pycri.core.engine import container_log_path
 from pycri.core.events import EventBus
 from pycri.core.identity import check_policy_supported
@@ -53,6 +54,8 @@ log = logging.getLogger(__name__)
 RUNTIME_NAME = "pycri"
 CRI_API_VERSION = "v1"
 KUBELET_API_VERSION = "0.1.0"
+#: serialised VersionResponses kept, one per engine version string seen
+_VERSIONS_KEPT = 16
 _FULL_ID_LENGTH = 64
 #: items per message of the Stream* list RPCs, well under gRPC's 4 MiB default
 STREAM_BATCH = 200
@@ -62,11 +65,13 @@ Resp = TypeVar("Resp")
 Method = Callable[Concatenate["CRIRuntime", P], Resp]
 
 
-def rpc(name: str) -> Callable[[Method[P, Resp]], Method[P, Resp]]:
+def rpc(name: str, *, encoded: bool = False) -> Callable[[Method[P, Resp]], Method[P, Resp]]:
     """Mark a method as the handler of RPC ``name``.
 
     It lets the shim inject faults first (``Shim.before_rpc``) and labels
-    any CRIError raised with the RPC's name.
+    any CRIError raised with the RPC's name. An ``encoded`` handler returns
+    the response already serialised, for the gRPC servicer to send as is;
+    it must answer exactly what the plain handler of the same RPC answers.
     """
 
     def decorate(fn: Method[P, Resp]) -> Method[P, Resp]:
@@ -82,7 +87,10 @@ def rpc(name: str) -> Callable[[Method[P, Resp]], Method[P, Resp]]:
             finally:
                 self.shim.after_rpc(name)
 
-        handler.rpc_name = name  # type: ignore[attr-defined]
+        if encoded:
+            handler.rpc_encoded = name  # type: ignore[attr-defined]
+        else:
+            handler.rpc_name = name  # type: ignore[attr-defined]
         return handler
 
     return decorate
@@ -119,6 +127,9 @@ class CRIRuntime:
         self.pulls: EventBus[PullProgress] = EventBus()
         shim.emit_event = self.events.publish
         self._names = NameReservations()
+        self._versions: dict[str, bytes] = {}
+        self._container_list = ListEncoder(cri.ListContainersResponse, "containers")
+        self._pod_list = ListEncoder(cri.ListPodSandboxResponse, "items")
 
     @classmethod
     def rpc_handlers(cls) -> dict[str, str]:
@@ -127,6 +138,19 @@ class CRIRuntime:
             member.rpc_name: attr
             for attr, member in vars(cls).items()
             if hasattr(member, "rpc_name")
+        }
+
+    @classmethod
+    def encoded_rpc_handlers(cls) -> dict[str, str]:
+        """RPC name -> name of the method answering it with the serialised response.
+
+        The gRPC servicer prefers these (the hot RPCs: the kubelet relists
+        every second); each answers exactly what the plain handler does.
+        """
+        return {
+            member.rpc_encoded: attr
+            for attr, member in vars(cls).items()
+            if hasattr(member, "rpc_encoded")
         }
 
     def close(self) -> None:
@@ -176,18 +200,35 @@ class CRIRuntime:
 
     # -- identity and health ---------------------------------------------------
 
-    @rpc("Version")
-    def version(self, request: cri.VersionRequest) -> cri.VersionResponse:
+    def _engine_version(self) -> str:
         try:
-            engine = self.shim.runtime_version()
+            return self.shim.runtime_version()
         except CRIError as err:
-            engine = f"engine unreachable: {err.message}"
+            return f"engine unreachable: {err.message}"
+
+    def _version_response(self, engine: str) -> cri.VersionResponse:
         return cri.VersionResponse(
             version=KUBELET_API_VERSION,
             runtime_name=RUNTIME_NAME,
             runtime_version=f"{__version__} ({self.shim.name} shim, {engine})",
             runtime_api_version=CRI_API_VERSION,
         )
+
+    @rpc("Version")
+    def version(self, request: cri.VersionRequest) -> cri.VersionResponse:
+        return self._version_response(self._engine_version())
+
+    @rpc("Version", encoded=True)
+    def version_encoded(self, request: cri.VersionRequest) -> bytes:
+        """:meth:`version` serialised; the engine is still asked on every call."""
+        engine = self._engine_version()
+        encoded = self._versions.get(engine)
+        if encoded is None:
+            encoded = self._version_response(engine).SerializeToString()
+            if len(self._versions) >= _VERSIONS_KEPT:
+                self._versions = {}  # an engine whose version text keeps changing
+            self._versions[engine] = encoded
+        return encoded
 
     @rpc("Status")
     def status(self, request: cri.StatusRequest) -> cri.StatusResponse:
@@ -292,6 +333,15 @@ class CRIRuntime:
     def list_pod_sandbox(self, request: cri.ListPodSandboxRequest) -> cri.ListPodSandboxResponse:
         return cri.ListPodSandboxResponse(items=self._pods(request))
 
+    @rpc("ListPodSandbox", encoded=True)
+    def list_pod_sandbox_encoded(self, request: cri.ListPodSandboxRequest) -> bytes:
+        """:meth:`list_pod_sandbox` serialised, from each pod's (kept) bytes."""
+        return self._pod_list.encode(
+            self._pods(request),
+            memoise=self.shim.stable_list_entries,
+            complete=not request.HasField("filter"),
+        )
+
     def _pods(
         self, request: cri.ListPodSandboxRequest | cri.StreamPodSandboxesRequest
     ) -> list[cri.PodSandbox]:
@@ -391,6 +441,15 @@ class CRIRuntime:
     @rpc("ListContainers")
     def list_containers(self, request: cri.ListContainersRequest) -> cri.ListContainersResponse:
         return cri.ListContainersResponse(containers=self._containers(request))
+
+    @rpc("ListContainers", encoded=True)
+    def list_containers_encoded(self, request: cri.ListContainersRequest) -> bytes:
+        """:meth:`list_containers` serialised, from each container's (kept) bytes."""
+        return self._container_list.encode(
+            self._containers(request),
+            memoise=self.shim.stable_list_entries,
+            complete=not request.HasField("filter"),
+        )
 
     def _containers(
         self, request: cri.ListContainersRequest | cri.StreamContainersRequest

@@ -2,7 +2,9 @@
 
 The servicer holds no runtime knowledge: it looks up the CRIRuntime method
 for each RPC, and turns pycri exceptions into status codes. RPCs that
-CRIRuntime does not serve answer UNIMPLEMENTED.
+CRIRuntime does not serve answer UNIMPLEMENTED. Where CRIRuntime answers an
+RPC with the response already serialised (the hot list RPCs and Version),
+those bytes are sent as they are.
 """
 
 from __future__ import annotations
@@ -81,6 +83,13 @@ def _unimplemented(full_name: str) -> Behavior:
 def _handler(runtime: CRIRuntime, method: MethodDescriptor) -> grpc.RpcMethodHandler[Any, Any]:
     request_cls = _message_class(method.input_type.name)
     response_cls = _message_class(method.output_type.name)
+    encoded = CRIRuntime.encoded_rpc_handlers().get(method.name)
+    if encoded is not None and not method.server_streaming:
+        return grpc.unary_unary_rpc_method_handler(
+            _unary(method.name, getattr(runtime, encoded)),
+            request_deserializer=request_cls.FromString,
+            response_serializer=None,  # bytes already
+        )
     attr = CRIRuntime.rpc_handlers().get(method.name)
     full_name = f"{method.containing_service.full_name}/{method.name}"
     behavior = (

@@ -13,13 +13,14 @@ import dataclasses
 import functools
 import json
 import logging
+import operator
 import os
 import shlex
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from pycri import __version__
 from pycri.api import api_pb2 as cri
@@ -123,10 +124,38 @@ def _mounted_files(mounts: Iterable[cri.Mount]) -> dict[str, bytes]:
     return files
 
 
+_created_at = operator.attrgetter("created_at")
+Entry = TypeVar("Entry", cri.Container, cri.PodSandbox)
+
+
+class _Listing(Generic[Entry]):
+    """The complete list of one kind, kept until a change to what it shows.
+
+    The shim calls :meth:`changed` (under its lock) whenever a record is
+    added or removed, or its state changes: the state is the only field of
+    a list entry that ever changes (``ContainerRecord.to_container``).
+    """
+
+    def __init__(self) -> None:
+        self._generation = 0
+        self._kept: tuple[int, list[Entry]] | None = None
+
+    def changed(self) -> None:
+        self._generation += 1
+
+    def get(self, build: Callable[[], list[Entry]]) -> list[Entry]:
+        kept = self._kept
+        if kept is None or kept[0] != self._generation:
+            kept = self._kept = (self._generation, build())
+        return list(kept[1])
+
+
 class FakeShim(Shim):
     """An in-memory runtime with full CRI semantics, for tests and demos."""
 
     name: ClassVar[str] = "fake"
+    #: records hand out one list entry per state (ContainerRecord.to_container)
+    stable_list_entries: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -147,6 +176,9 @@ class FakeShim(Shim):
         self._closed = False
         self._sandboxes: dict[str, SandboxRecord] = {}
         self._containers: dict[str, ContainerRecord] = {}
+        #: the complete lists, kept between changes (the kubelet relists every second)
+        self._pod_listing: _Listing[cri.PodSandbox] = _Listing()
+        self._container_listing: _Listing[cri.Container] = _Listing()
         self._ipam = IPAllocator(pod_cidr)
         #: the node's network namespace, shared by host-network pods
         self._host_network = FakeNetwork("host")
@@ -300,6 +332,7 @@ class FakeShim(Shim):
             name = f"{config.metadata.namespace}/{config.metadata.name}"
             sandbox.network = self._host_network if host_network else FakeNetwork(name)
             self._sandboxes[sandbox.id] = sandbox
+            self._pod_listing.changed()
         return sandbox.id
 
     def _ensure_pause_image(self) -> None:
@@ -330,6 +363,7 @@ class FakeShim(Shim):
         with self._lock:
             if sandbox.state == cri.SANDBOX_READY:
                 sandbox.state = cri.SANDBOX_NOTREADY
+                self._pod_listing.changed()
                 sandbox.stopped_at = time.time_ns()
             network = None if sandbox.host_network else sandbox.network
         if network is not None:
@@ -346,6 +380,7 @@ class FakeShim(Shim):
             if sandbox.ip:
                 self._ipam.release(sandbox.ip)
             self._sandboxes.pop(pod_id, None)
+            self._pod_listing.changed()
 
     def pod_sandbox_status(
         self, pod_id: str, verbose: bool
@@ -356,8 +391,12 @@ class FakeShim(Shim):
 
     def list_pod_sandboxes(self, hint: cri.PodSandboxFilter | None) -> list[cri.PodSandbox]:
         with self._lock:
-            sandboxes = sorted(self._sandboxes.values(), key=lambda s: s.created_at)
-            return [s.to_pod() for s in sandboxes if not hint or s.id.startswith(hint.id)]
+            if not hint:
+                return self._pod_listing.get(
+                    lambda: [s.to_pod() for s in sorted(self._sandboxes.values(), key=_created_at)]
+                )
+            sandboxes = sorted(self._sandboxes.values(), key=_created_at)
+            return [s.to_pod() for s in sandboxes if s.id.startswith(hint.id)]
 
     # -- containers --------------------------------------------------------------------
 
@@ -408,6 +447,7 @@ class FakeShim(Shim):
                 time.time_ns(),
             )
             self._containers[record.id] = record
+            self._container_listing.changed()
         return record.id
 
     def _with_image_refs(self, config: cri.ContainerConfig) -> cri.ContainerConfig:
@@ -504,6 +544,7 @@ class FakeShim(Shim):
             if not is_runnable(record.argv[0]):
                 # what runc reports; the container is left exited, as with containerd
                 record.state = cri.CONTAINER_EXITED
+                self._container_listing.changed()
                 record.finished_at = time.time_ns()
                 record.exit_code = 128
                 record.reason = "StartError"
@@ -547,6 +588,7 @@ class FakeShim(Shim):
             record.console = console
             record.process = process
             record.state = cri.CONTAINER_RUNNING
+            self._container_listing.changed()
             record.started_at = time.time_ns()
             # the exit callback takes the lock, so it sees the container running
             process.start()
@@ -558,6 +600,7 @@ class FakeShim(Shim):
             if record is None:
                 return
             record.state = cri.CONTAINER_EXITED
+            self._container_listing.changed()
             record.finished_at = time.time_ns()
             record.exit_code = result.exit_code
             record.reason = result.reason or ("Completed" if result.exit_code == 0 else "Error")
@@ -613,6 +656,7 @@ class FakeShim(Shim):
                     f"container {container_id[:13]} is running: stop it before removing it"
                 )
             del self._containers[container_id]
+            self._container_listing.changed()
             writer, process, execs = record.writer, record.process, list(record.execs)
         for exec_process in execs:
             exec_process.kill()
@@ -623,12 +667,17 @@ class FakeShim(Shim):
 
     def list_containers(self, hint: cri.ContainerFilter | None) -> list[cri.Container]:
         with self._lock:
-            records = sorted(self._containers.values(), key=lambda c: c.created_at)
+            if not hint:
+                return self._container_listing.get(
+                    lambda: [
+                        r.to_container() for r in sorted(self._containers.values(), key=_created_at)
+                    ]
+                )
+            records = sorted(self._containers.values(), key=_created_at)
             return [
                 r.to_container()
                 for r in records
-                if not hint
-                or (r.id.startswith(hint.id) and r.pod_id.startswith(hint.pod_sandbox_id))
+                if r.id.startswith(hint.id) and r.pod_id.startswith(hint.pod_sandbox_id)
             ]
 
     def container_status(

@@ -80,6 +80,8 @@ class SandboxRecord:
     stopped_at: int = 0
     #: the pod's network namespace: where simulated servers listen
     network: FakeNetwork | None = None
+    #: the list entry and the state it shows, built once per state (FakeShim.stable_list_entries)
+    _listed: tuple[int, cri.PodSandbox] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def create(
@@ -100,6 +102,13 @@ class SandboxRecord:
         return self.namespace_options.network == cri.NODE
 
     def to_pod(self) -> cri.PodSandbox:
+        """The list entry: the same instance while the pod is unchanged, never mutated."""
+        listed = self._listed
+        if listed is None or listed[0] != self.state:
+            listed = self._listed = (self.state, self._build_pod())
+        return listed[1]
+
+    def _build_pod(self) -> cri.PodSandbox:
         return cri.PodSandbox(
             id=self.id,
             metadata=self.config.metadata,
@@ -166,7 +175,8 @@ class ContainerRecord:
     stop_requested: bool = False
     next_pid: int = 2
     #: the list entry, built once per state: kubelet relists every second
-    _listed: cri.Container | None = field(default=None, repr=False, compare=False)
+    #: (FakeShim.stable_list_entries: core keeps its bytes while it is the same instance)
+    _listed: tuple[int, cri.Container] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def create(
@@ -198,9 +208,11 @@ class ContainerRecord:
         )
 
     def to_container(self) -> cri.Container:
-        if self._listed is None or self._listed.state != self.state:
-            self._listed = self._build_container()
-        return self._listed
+        """The list entry: the same instance while the container is unchanged, never mutated."""
+        listed = self._listed
+        if listed is None or listed[0] != self.state:
+            listed = self._listed = (self.state, self._build_container())
+        return listed[1]
 
     def _build_container(self) -> cri.Container:
         return cri.Container(
