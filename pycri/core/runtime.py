@@ -494,6 +494,12 @@ class CRIRuntime:
     def list_container_stats(
         self, request: cri.ListContainerStatsRequest
     ) -> cri.ListContainerStatsResponse:
+        ids = self._stats_container_ids(request)
+        return cri.ListContainerStatsResponse(stats=self.shim.container_stats(ids) if ids else [])
+
+    def _stats_container_ids(
+        self, request: cri.ListContainerStatsRequest | cri.StreamContainerStatsRequest
+    ) -> list[str]:
         f = request.filter if request.HasField("filter") else None
         validate_filter(f)
         hint = (
@@ -503,9 +509,7 @@ class CRIRuntime:
             if f
             else None
         )
-        containers = filters.filter_containers(self.shim.list_containers(hint), hint)
-        ids = [c.id for c in containers]
-        return cri.ListContainerStatsResponse(stats=self.shim.container_stats(ids) if ids else [])
+        return [c.id for c in filters.filter_containers(self.shim.list_containers(hint), hint)]
 
     @rpc("PodSandboxStats")
     def pod_sandbox_stats(self, request: cri.PodSandboxStatsRequest) -> cri.PodSandboxStatsResponse:
@@ -519,14 +523,20 @@ class CRIRuntime:
     def list_pod_sandbox_stats(
         self, request: cri.ListPodSandboxStatsRequest
     ) -> cri.ListPodSandboxStatsResponse:
-        f = request.filter if request.HasField("filter") else None
-        validate_filter(f)
-        hint = cri.PodSandboxFilter(id=f.id, label_selector=f.label_selector) if f else None
-        pods = filters.filter_pod_sandboxes(self.shim.list_pod_sandboxes(hint), hint)
-        ids = [p.id for p in pods]
+        ids = self._stats_pod_ids(request)
         return cri.ListPodSandboxStatsResponse(
             stats=self.shim.pod_sandbox_stats(ids) if ids else []
         )
+
+    def _stats_pod_ids(
+        self, request: cri.ListPodSandboxStatsRequest | cri.StreamPodSandboxStatsRequest
+    ) -> list[str]:
+        f = request.filter if request.HasField("filter") else None
+        validate_filter(f)
+        hint = cri.PodSandboxFilter(id=f.id, label_selector=f.label_selector) if f else None
+        return [
+            p.id for p in filters.filter_pod_sandboxes(self.shim.list_pod_sandboxes(hint), hint)
+        ]
 
     @rpc("CheckpointContainer")
     def checkpoint_container(
@@ -576,6 +586,31 @@ class CRIRuntime:
     ) -> Iterator[cri.StreamPodSandboxMetricsResponse]:
         for batch in _batches(self.shim.pod_sandbox_metrics()):
             yield cri.StreamPodSandboxMetricsResponse(pod_sandbox_metrics=batch)
+
+    @rpc("StreamContainerStats")
+    def stream_container_stats(
+        self, request: cri.StreamContainerStatsRequest, is_active: Callable[[], bool]
+    ) -> Iterator[cri.StreamContainerStatsResponse]:
+        """ListContainerStats in batches: each batch's stats are fetched when it is due,
+        so the first arrive early and a client that has gone stops the fetching."""
+        for ids in _batches(self._stats_container_ids(request)):
+            if not is_active():
+                return
+            stats = self.shim.container_stats(ids)
+            if stats:  # all of the batch may have gone meanwhile
+                yield cri.StreamContainerStatsResponse(container_stats=stats)
+
+    @rpc("StreamPodSandboxStats")
+    def stream_pod_sandbox_stats(
+        self, request: cri.StreamPodSandboxStatsRequest, is_active: Callable[[], bool]
+    ) -> Iterator[cri.StreamPodSandboxStatsResponse]:
+        """ListPodSandboxStats in batches, fetched as StreamContainerStats' are."""
+        for ids in _batches(self._stats_pod_ids(request)):
+            if not is_active():
+                return
+            stats = self.shim.pod_sandbox_stats(ids)
+            if stats:
+                yield cri.StreamPodSandboxStatsResponse(pod_sandbox_stats=stats)
 
     @rpc("GetContainerEvents")
     def get_container_events(
