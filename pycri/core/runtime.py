@@ -25,7 +25,7 @@ from pycri.core.images import is_image_id, normalize_reference
 from pycri.core.names import NameReservations
 from pycri.core.policy import check_privileges
 from pycri.core.recursive_readonly import check_recursive_read_only
-from pycri.core.sandbox_resources import PodResources, info_with_resources
+from pycri.core.sandbox_resources import PodResources, SandboxResources, info_with_resources
 from pycri.core.validation import (
     require_id,
     validate_container_config,
@@ -329,9 +329,19 @@ class CRIRuntime:
             # removed while we saved: RemovePodSandbox may have forgotten it just before
             store.forget(pod_id)
             raise NotFoundError(f"pod sandbox {pod_id[:13]} was removed")
-        alive = {p.id for p in self.shim.list_pod_sandboxes(None)}
-        store.sweep(lambda other: other not in alive and not self._pod_exists(other))
+        self._sweep_pod_resources(store, pod_id)
         return cri.UpdatePodSandboxResourcesResponse()
+
+    def _sweep_pod_resources(self, store: SandboxResources, recorded: str) -> None:
+        """Best effort: forget the records of pods the engine lost (one list, then a status
+        call to confirm each missing one, so a pod created meanwhile keeps its record)."""
+        if not [pod_id for pod_id in store.pod_ids() if pod_id != recorded]:
+            return
+        try:
+            alive = {p.id for p in self.shim.list_pod_sandboxes(None)}
+            store.sweep(lambda other: other not in alive and not self._pod_exists(other))
+        except CRIError as err:
+            log.warning("cannot sweep the resources of removed pod sandboxes: %s", err)
 
     def _pod_exists(self, pod_id: str) -> bool:
         try:

@@ -14,7 +14,12 @@ from pycri.api import api_pb2 as cri
 from pycri.core.router import HandlerRouter
 from pycri.core.runtime import CRIRuntime
 from pycri.core.sandbox_resources import PodResources, SandboxResources, info_with_resources
-from pycri.errors import InvalidArgumentError, NotFoundError, UnimplementedError
+from pycri.errors import (
+    InvalidArgumentError,
+    NotFoundError,
+    UnavailableError,
+    UnimplementedError,
+)
 from pycri_shims.fake import FakeShim
 
 R = cri.LinuxContainerResources
@@ -176,3 +181,19 @@ def test_router_keeps_each_pod_with_its_shim() -> None:
     runtime.remove_pod_sandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=on_new))
     assert new.sandbox_resources.pod_ids() == []
     assert old.sandbox_resources.pod_ids() == [on_old]
+
+
+def test_the_sweep_is_best_effort(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An engine that cannot list right now fails no resize: the record is made."""
+    shim = FileBacked(tmp_path)
+    runtime = CRIRuntime(shim)
+    first, second = run_pod(runtime, "kube-proxy-a"), run_pod(runtime, "kube-proxy-b")
+    update(runtime, first)
+
+    def unavailable(hint: cri.PodSandboxFilter | None) -> list[cri.PodSandbox]:
+        raise UnavailableError("the engine is restarting")
+
+    monkeypatch.setattr(shim, "list_pod_sandboxes", unavailable)
+    update(runtime, second)
+    assert shim.sandbox_resources is not None
+    assert shim.sandbox_resources.pod_ids() == sorted([first, second])
