@@ -15,11 +15,11 @@ its status code, the same exceptions the shims raise in process.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Generic, Self, TypeVar, overload
+from typing import Generic, Protocol, Self, TypeVar, overload
 
 import grpc
 from google.protobuf.message import Message
@@ -38,6 +38,15 @@ IMAGE = "runtime.v1.ImageService"
 
 Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp", bound=Message)
+Item = TypeVar("Item", covariant=True)
+
+
+class _StreamCall(Protocol[Item]):
+    """What grpc's unary_stream stubs return: an iterator that can be cancelled."""
+
+    def __iter__(self) -> Iterator[Item]: ...
+    def __next__(self) -> Item: ...
+    def cancel(self) -> bool: ...
 
 
 def _translate(err: grpc.RpcError, rpc: str, endpoint: str) -> CRIError:
@@ -191,6 +200,36 @@ class CRIClient:
             timeout,
         )
 
+    def stream_container_stats(
+        self,
+        request: cri.StreamContainerStatsRequest | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> Generator[cri.StreamContainerStatsResponse, None, None]:
+        """ListContainerStats as a server stream, in batches; ``close()`` cancels it."""
+        return self._stream(
+            RUNTIME,
+            "StreamContainerStats",
+            request or cri.StreamContainerStatsRequest(),
+            cri.StreamContainerStatsResponse,
+            timeout,
+        )
+
+    def stream_pod_sandbox_stats(
+        self,
+        request: cri.StreamPodSandboxStatsRequest | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> Generator[cri.StreamPodSandboxStatsResponse, None, None]:
+        """ListPodSandboxStats as a server stream, in batches; ``close()`` cancels it."""
+        return self._stream(
+            RUNTIME,
+            "StreamPodSandboxStats",
+            request or cri.StreamPodSandboxStatsRequest(),
+            cri.StreamPodSandboxStatsResponse,
+            timeout,
+        )
+
     def watch_pull_progress(
         self, image: str = "", *, timeout: float | None = None
     ) -> Iterator[PullProgress]:
@@ -220,19 +259,21 @@ class CRIClient:
         request: Message,
         response: type[Resp],
         timeout: float | None,
-    ) -> Iterator[Resp]:
-        stub: Callable[..., Iterator[Resp]] = self._channel.unary_stream(
+    ) -> Generator[Resp, None, None]:
+        stub: Callable[..., _StreamCall[Resp]] = self._channel.unary_stream(
             f"/{service}/{name}",
             request_serializer=type(request).SerializeToString,
             response_deserializer=response.FromString,
         )
         call = stub(request, timeout=timeout)  # started now, not at the first next()
 
-        def responses() -> Iterator[Resp]:
+        def responses() -> Generator[Resp, None, None]:
             try:
                 yield from call
             except grpc.RpcError as err:
                 raise _translate(err, name, self.endpoint) from None
+            finally:
+                call.cancel()  # the caller closed the iterator early: the server stops too
 
         return responses()
 

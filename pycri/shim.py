@@ -24,11 +24,14 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from pycri.api import api_pb2 as cri
 from pycri.errors import UnimplementedError
 from pycri.streaming.streams import PortConnection, StreamIO
+
+if TYPE_CHECKING:  # pycri.core imports this module
+    from pycri.core.sandbox_resources import SandboxResources
 
 __all__ = ["EventSink", "PullProgress", "Shim"]
 
@@ -61,6 +64,10 @@ class Shim(abc.ABC):
     #: mutated. Core then keeps each entry's serialised bytes by identity
     #: (pycri.core.encoding) instead of serialising every entry on every list.
     stable_list_entries: ClassVar[bool] = False
+
+    #: where core keeps what UpdatePodSandboxResources reports (pycri.core.sandbox_resources),
+    #: next to the shim's own state; None (the default): that RPC answers UNIMPLEMENTED
+    sandbox_resources: SandboxResources | None = None
 
     def __init__(self) -> None:
         self.emit_event: EventSink = _no_events
@@ -143,6 +150,11 @@ class Shim(abc.ABC):
     @abc.abstractmethod
     def list_pod_sandboxes(self, hint: cri.PodSandboxFilter | None) -> list[cri.PodSandbox]:
         """All sandboxes (or fewer, when ``hint`` lets the engine filter)."""
+
+    def pod_sandbox_resources_store(self, pod_id: str) -> SandboxResources | None:
+        """The store of ``pod_id``'s UpdatePodSandboxResources figures (a shim serving
+        several engines answers the store of the one that owns the pod)."""
+        return self.sandbox_resources
 
     # -- containers ----------------------------------------------------------
 

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from pycri.api import api_pb2 as cri
+from pycri.core.sandbox_resources import SandboxResources
 from pycri.errors import CRIError, InvalidArgumentError, NotFoundError, UnimplementedError
 from pycri.shim import PullProgress, Shim
 from pycri.streaming.streams import PortConnection, StreamIO
@@ -173,6 +174,12 @@ class HandlerRouter(Shim):
         status, info = shim.pod_sandbox_status(pod_id, verbose)
         status.runtime_handler = handler
         return status, info
+
+    def pod_sandbox_resources_store(self, pod_id: str) -> SandboxResources | None:
+        try:
+            return self._pod_owner(pod_id)[1].pod_sandbox_resources_store(pod_id)
+        except NotFoundError:
+            return None
 
     def list_pod_sandboxes(self, hint: cri.PodSandboxFilter | None) -> list[cri.PodSandbox]:
         pods: list[cri.PodSandbox] = []

@@ -26,12 +26,14 @@ from pycri.core.images import is_image_id, normalize_reference
 from pycri.core.names import NameReservations
 from pycri.core.policy import check_privileges
 from pycri.core.recursive_readonly import check_recursive_read_only
+from pycri.core.sandbox_resources import PodResources, SandboxResources, info_with_resources
 from pycri.core.validation import (
     require_id,
     validate_container_config,
     validate_exec_cmd,
     validate_filter,
     validate_image_spec,
+    validate_linux_resources,
     validate_pod_sandbox_config,
 )
 from pycri.errors import (
@@ -313,9 +315,16 @@ class CRIRuntime:
             status, _ = self.shim.pod_sandbox_status(pod_id, False)
             if status.state == cri.SANDBOX_READY:
                 self.shim.stop_pod_sandbox(pod_id)
+            store = self.shim.pod_sandbox_resources_store(pod_id)  # a router forgets the owner
             self.shim.remove_pod_sandbox(pod_id)
+            if store is not None:
+                store.forget(pod_id)
         except NotFoundError:
-            pass  # already gone: remove is idempotent
+            # already gone (remove is idempotent), perhaps behind pycri's back: its record too
+            if len(request.pod_sandbox_id) >= _FULL_ID_LENGTH:
+                store = self.shim.pod_sandbox_resources_store(request.pod_sandbox_id)
+                if store is not None:
+                    store.forget(request.pod_sandbox_id)
         return cri.RemovePodSandboxResponse()
 
     @rpc("PodSandboxStatus")
@@ -326,8 +335,61 @@ class CRIRuntime:
         status, info = self.shim.pod_sandbox_status(pod_id, request.verbose)
         response = cri.PodSandboxStatusResponse(status=status, timestamp=time.time_ns())
         if request.verbose:
-            response.info.update(info)
+            store = self.shim.pod_sandbox_resources_store(pod_id)
+            recorded = store.load(pod_id) if store is not None else None
+            response.info.update(info_with_resources(info, recorded) if recorded else info)
         return response
+
+    @rpc("UpdatePodSandboxResources")
+    def update_pod_sandbox_resources(
+        self, request: cri.UpdatePodSandboxResourcesRequest
+    ) -> cri.UpdatePodSandboxResourcesResponse:
+        """Record the pod's new overhead and aggregate resources, as containerd does.
+
+        The kubelet has already resized the pod cgroup; this call informs the
+        runtime (containerd hands the figures to NRI plugins), best effort:
+        the kubelet logs an error and carries on, and ignores UNIMPLEMENTED.
+        The figures show in verbose PodSandboxStatus until the pod is removed.
+        """
+        given: dict[str, cri.LinuxContainerResources] = {}
+        for name in ("overhead", "resources"):
+            if request.HasField(name):
+                given[name] = cri.LinuxContainerResources()
+                given[name].CopyFrom(getattr(request, name))
+                validate_linux_resources(given[name], name)
+        pod_id = self._resolve_pod(request.pod_sandbox_id)
+        self.shim.pod_sandbox_status(pod_id, False)  # NOT_FOUND for a full id of nothing
+        store = self.shim.pod_sandbox_resources_store(pod_id)
+        if store is None:
+            raise UnimplementedError(
+                f"the {self.shim.name} shim has nowhere to keep pod sandbox resources; "
+                "the kubelet has resized the pod cgroup itself and carries on"
+            )
+        store.save(pod_id, PodResources(given.get("overhead"), given.get("resources")))
+        if not self._pod_exists(pod_id):
+            # removed while we saved: RemovePodSandbox may have forgotten it just before
+            store.forget(pod_id)
+            raise NotFoundError(f"pod sandbox {pod_id[:13]} was removed")
+        self._sweep_pod_resources(store, pod_id)
+        return cri.UpdatePodSandboxResourcesResponse()
+
+    def _sweep_pod_resources(self, store: SandboxResources, recorded: str) -> None:
+        """Best effort: forget the records of pods the engine lost (one list, then a status
+        call to confirm each missing one, so a pod created meanwhile keeps its record)."""
+        if not [pod_id for pod_id in store.pod_ids() if pod_id != recorded]:
+            return
+        try:
+            alive = {p.id for p in self.shim.list_pod_sandboxes(None)}
+            store.sweep(lambda other: other not in alive and not self._pod_exists(other))
+        except CRIError as err:
+            log.warning("cannot sweep the resources of removed pod sandboxes: %s", err)
+
+    def _pod_exists(self, pod_id: str) -> bool:
+        try:
+            self.shim.pod_sandbox_status(pod_id, False)
+        except NotFoundError:
+            return False
+        return True
 
     @rpc("ListPodSandbox")
     def list_pod_sandbox(self, request: cri.ListPodSandboxRequest) -> cri.ListPodSandboxResponse:
@@ -471,8 +533,10 @@ class CRIRuntime:
     def update_container_resources(
         self, request: cri.UpdateContainerResourcesRequest
     ) -> cri.UpdateContainerResourcesResponse:
-        container_id = self._resolve_container(request.container_id)
         linux = request.linux if request.HasField("linux") else None
+        if linux is not None:
+            validate_linux_resources(linux, "linux")
+        container_id = self._resolve_container(request.container_id)
         self.shim.update_container_resources(container_id, linux, request.annotations)
         return cri.UpdateContainerResourcesResponse()
 
@@ -553,6 +617,12 @@ class CRIRuntime:
     def list_container_stats(
         self, request: cri.ListContainerStatsRequest
     ) -> cri.ListContainerStatsResponse:
+        ids = self._stats_container_ids(request)
+        return cri.ListContainerStatsResponse(stats=self.shim.container_stats(ids) if ids else [])
+
+    def _stats_container_ids(
+        self, request: cri.ListContainerStatsRequest | cri.StreamContainerStatsRequest
+    ) -> list[str]:
         f = request.filter if request.HasField("filter") else None
         validate_filter(f)
         hint = (
@@ -562,9 +632,7 @@ class CRIRuntime:
             if f
             else None
         )
-        containers = filters.filter_containers(self.shim.list_containers(hint), hint)
-        ids = [c.id for c in containers]
-        return cri.ListContainerStatsResponse(stats=self.shim.container_stats(ids) if ids else [])
+        return [c.id for c in filters.filter_containers(self.shim.list_containers(hint), hint)]
 
     @rpc("PodSandboxStats")
     def pod_sandbox_stats(self, request: cri.PodSandboxStatsRequest) -> cri.PodSandboxStatsResponse:
@@ -578,14 +646,20 @@ class CRIRuntime:
     def list_pod_sandbox_stats(
         self, request: cri.ListPodSandboxStatsRequest
     ) -> cri.ListPodSandboxStatsResponse:
-        f = request.filter if request.HasField("filter") else None
-        validate_filter(f)
-        hint = cri.PodSandboxFilter(id=f.id, label_selector=f.label_selector) if f else None
-        pods = filters.filter_pod_sandboxes(self.shim.list_pod_sandboxes(hint), hint)
-        ids = [p.id for p in pods]
+        ids = self._stats_pod_ids(request)
         return cri.ListPodSandboxStatsResponse(
             stats=self.shim.pod_sandbox_stats(ids) if ids else []
         )
+
+    def _stats_pod_ids(
+        self, request: cri.ListPodSandboxStatsRequest | cri.StreamPodSandboxStatsRequest
+    ) -> list[str]:
+        f = request.filter if request.HasField("filter") else None
+        validate_filter(f)
+        hint = cri.PodSandboxFilter(id=f.id, label_selector=f.label_selector) if f else None
+        return [
+            p.id for p in filters.filter_pod_sandboxes(self.shim.list_pod_sandboxes(hint), hint)
+        ]
 
     @rpc("CheckpointContainer")
     def checkpoint_container(
@@ -635,6 +709,31 @@ class CRIRuntime:
     ) -> Iterator[cri.StreamPodSandboxMetricsResponse]:
         for batch in _batches(self.shim.pod_sandbox_metrics()):
             yield cri.StreamPodSandboxMetricsResponse(pod_sandbox_metrics=batch)
+
+    @rpc("StreamContainerStats")
+    def stream_container_stats(
+        self, request: cri.StreamContainerStatsRequest, is_active: Callable[[], bool]
+    ) -> Iterator[cri.StreamContainerStatsResponse]:
+        """ListContainerStats in batches: each batch's stats are fetched when it is due,
+        so the first arrive early and a client that has gone stops the fetching."""
+        for ids in _batches(self._stats_container_ids(request)):
+            if not is_active():
+                return
+            stats = self.shim.container_stats(ids)
+            if stats:  # all of the batch may have gone meanwhile
+                yield cri.StreamContainerStatsResponse(container_stats=stats)
+
+    @rpc("StreamPodSandboxStats")
+    def stream_pod_sandbox_stats(
+        self, request: cri.StreamPodSandboxStatsRequest, is_active: Callable[[], bool]
+    ) -> Iterator[cri.StreamPodSandboxStatsResponse]:
+        """ListPodSandboxStats in batches, fetched as StreamContainerStats' are."""
+        for ids in _batches(self._stats_pod_ids(request)):
+            if not is_active():
+                return
+            stats = self.shim.pod_sandbox_stats(ids)
+            if stats:
+                yield cri.StreamPodSandboxStatsResponse(pod_sandbox_stats=stats)
 
     @rpc("GetContainerEvents")
     def get_container_events(

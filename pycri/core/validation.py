@@ -20,6 +20,7 @@ __all__ = [
     "validate_exec_cmd",
     "validate_filter",
     "validate_image_spec",
+    "validate_linux_resources",
     "validate_pod_sandbox_config",
 ]
 
@@ -177,3 +178,78 @@ def validate_exec_cmd(cmd: list[str]) -> None:
         raise InvalidArgumentError("cmd[0] (the program) is empty")
     if any("\x00" in arg for arg in cmd):
         raise InvalidArgumentError("cmd contains a NUL character")
+
+
+# the kernel's bounds (CFS period 1 ms..1 s; cpu.shares 2..262144, as the kubelet clamps)
+_CPU_PERIOD = (1_000, 1_000_000)
+_CPU_SHARES = (2, 262_144)
+_OOM_SCORE_ADJ = (-1000, 1000)
+_CPU_LIST = re.compile(r"\d+(-\d+)?(,\d+(-\d+)?)*")
+_PAGE_SIZE = re.compile(r"[1-9][0-9]*[KMGTP]B")
+# cgroup v2 interface files: <controller>.<name>, e.g. memory.high, hugetlb.2MB.max
+# (fullmatch, all three: a $ would let a trailing newline through)
+_UNIFIED_KEY = re.compile(r"[a-z][a-z0-9_]*\.[A-Za-z0-9_.]+")
+
+
+def validate_linux_resources(res: cri.LinuxContainerResources, field: str) -> None:
+    """Resources no cgroup can take, refused before any engine (or record) sees them.
+
+    Negative CPU quota, memory and swap limits mean "no limit" (the kubelet sends
+    -1 for an unlimited pod, and subtracts a pod's overhead from what it read), so
+    only the shape of a value is checked where the kernel itself defines no range.
+    """
+    if res.cpu_period and not _CPU_PERIOD[0] <= res.cpu_period <= _CPU_PERIOD[1]:
+        raise InvalidArgumentError(
+            f"{field}.cpu_period {res.cpu_period} is out of range: 0 (unset) or "
+            f"{_CPU_PERIOD[0]}..{_CPU_PERIOD[1]} microseconds"
+        )
+    if res.cpu_shares and not _CPU_SHARES[0] <= res.cpu_shares <= _CPU_SHARES[1]:
+        raise InvalidArgumentError(
+            f"{field}.cpu_shares {res.cpu_shares} is out of range: 0 (unset) or "
+            f"{_CPU_SHARES[0]}..{_CPU_SHARES[1]}"
+        )
+    if not _OOM_SCORE_ADJ[0] <= res.oom_score_adj <= _OOM_SCORE_ADJ[1]:
+        raise InvalidArgumentError(
+            f"{field}.oom_score_adj {res.oom_score_adj} is out of range "
+            f"{_OOM_SCORE_ADJ[0]}..{_OOM_SCORE_ADJ[1]}"
+        )
+    memory, swap = res.memory_limit_in_bytes, res.memory_swap_limit_in_bytes
+    if memory > 0 and 0 < swap < memory:
+        raise InvalidArgumentError(
+            f"{field}.memory_swap_limit_in_bytes {swap} is below memory_limit_in_bytes "
+            f"{memory}: it limits memory and swap together"
+        )
+    for name, cpus in (("cpuset_cpus", res.cpuset_cpus), ("cpuset_mems", res.cpuset_mems)):
+        if cpus and not _cpu_list(cpus):
+            raise InvalidArgumentError(
+                f"{field}.{name} {cpus[:80]!r} is not a list such as '0-3,6'"
+            )
+    sizes: set[str] = set()
+    for index, limit in enumerate(res.hugepage_limits):
+        if not _PAGE_SIZE.fullmatch(limit.page_size):
+            raise InvalidArgumentError(
+                f"{field}.hugepage_limits[{index}].page_size {limit.page_size[:40]!r} is not "
+                "a page size such as '2MB' or '1GB'"
+            )
+        if limit.page_size in sizes:
+            raise InvalidArgumentError(
+                f"{field}.hugepage_limits[{index}]: page size {limit.page_size} is given twice"
+            )
+        sizes.add(limit.page_size)
+    for key, value in res.unified.items():
+        if len(key) > _MAX_NAME or not _UNIFIED_KEY.fullmatch(key) or ".." in key:
+            raise InvalidArgumentError(
+                f"{field}.unified key {key[:80]!r} is not a cgroup v2 file such as 'memory.high'"
+            )
+        if any(c in value for c in "\x00\n") or len(value) > 4096:
+            raise InvalidArgumentError(f"{field}.unified[{key!r}] is not a one-line value")
+
+
+def _cpu_list(text: str) -> bool:
+    if len(text) > 4096 or not _CPU_LIST.fullmatch(text):
+        return False
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        if high and int(high) < int(low):
+            return False
+    return True

@@ -18,23 +18,27 @@ typed ``CRIClient``, and removes every pod it created.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pycri.api import api_pb2 as cri
 from pycri.client import CRIClient
+from pycri.core import runtime as runtime_module
 from pycri.core.logs import parse_log_line
 from pycri.core.rro_staging import RROStaging
 from pycri.core.runtime import CRIRuntime
+from pycri.core.sandbox_resources import PodResources, SandboxResources
 from pycri.errors import (
     AlreadyExistsError,
     CRIError,
@@ -42,6 +46,7 @@ from pycri.errors import (
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
+    UnimplementedError,
 )
 from pycri.server.server import CRIServer
 from pycri.shim import Shim
@@ -631,6 +636,346 @@ class ShimConformance:
             for poller in pollers:
                 poller.join(60)
         assert not failures, failures[0]
+
+    # -- streamed stats ------------------------------------------------------------------
+
+    @staticmethod
+    def kube_system_pod(pods: PodFactory, app: str, **labels: str) -> cri.PodSandboxConfig:
+        """A pod named the way a Deployment's ReplicaSet names its pods, in kube-system."""
+        config = pods.config(**labels)
+        suffix = uuid.uuid4().hex
+        config.metadata.name = f"{app}-{suffix[:10]}-{suffix[10:15]}"
+        config.metadata.namespace = "kube-system"
+        return config
+
+    def test_stream_stats_match_the_lists(
+        self, client: CRIClient, pods: PodFactory, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """StreamContainerStats / StreamPodSandboxStats: the List forms' stats, same filters,
+        in batches of at most STREAM_BATCH."""
+        monkeypatch.setattr(runtime_module, "STREAM_BATCH", 2)
+        run = uuid.uuid4().hex[:12]
+        made: dict[str, list[str]] = {}
+        for replica in range(3):
+            config = self.kube_system_pod(pods, "coredns", run=run, replica=str(replica))
+            pod_id, _ = pods.run(config)
+            made[pod_id] = [
+                pods.container(pod_id, config, name, ["sleep", "60"], run=run)
+                for name in ("coredns", "config-reloader")
+            ]
+        first_pod, first_containers = next(iter(made.items()))
+        mine = {c for containers in made.values() for c in containers}
+
+        def listed(f: cri.ContainerStatsFilter) -> dict[str, cri.ContainerStats]:
+            request = cri.ListContainerStatsRequest(filter=f)
+            return {s.attributes.id: s for s in client.list_container_stats(request).stats}
+
+        def streamed(
+            f: cri.ContainerStatsFilter,
+        ) -> tuple[dict[str, cri.ContainerStats], list[int]]:
+            request = cri.StreamContainerStatsRequest(filter=f)
+            batches = [b.container_stats for b in client.stream_container_stats(request)]
+            flat = [s for batch in batches for s in batch]
+            assert len({s.attributes.id for s in flat}) == len(flat), "a container twice"
+            return {s.attributes.id: s for s in flat}, [len(b) for b in batches]
+
+        container_filters = {
+            "label": cri.ContainerStatsFilter(label_selector={"run": run}),
+            "pod": cri.ContainerStatsFilter(pod_sandbox_id=first_pod),
+            "pod prefix and label": cri.ContainerStatsFilter(
+                pod_sandbox_id=first_pod[:13], label_selector={"run": run}
+            ),
+            "id prefix": cri.ContainerStatsFilter(id=first_containers[1][:13]),
+        }
+        expected = {
+            "label": mine,
+            "pod": set(first_containers),
+            "pod prefix and label": set(first_containers),
+            "id prefix": {first_containers[1]},
+        }
+        for what, f in container_filters.items():
+            by_list = listed(f)
+            by_stream, sizes = streamed(f)
+            assert set(by_list) == set(by_stream) == expected[what], what
+            assert all(0 < size <= 2 for size in sizes), (what, sizes)
+            for cid, stats in by_stream.items():
+                assert stats.attributes == by_list[cid].attributes, (what, cid)
+                assert stats.HasField("cpu"), (what, cid)
+                assert stats.HasField("memory"), (what, cid)
+        assert streamed(container_filters["label"])[1] == [2, 2, 2]
+        everything, _ = streamed(cri.ContainerStatsFilter())
+        assert mine <= set(everything)
+
+        def pod_listed(f: cri.PodSandboxStatsFilter) -> dict[str, cri.PodSandboxStats]:
+            request = cri.ListPodSandboxStatsRequest(filter=f)
+            return {s.attributes.id: s for s in client.list_pod_sandbox_stats(request).stats}
+
+        def pod_streamed(
+            f: cri.PodSandboxStatsFilter,
+        ) -> tuple[dict[str, cri.PodSandboxStats], list[int]]:
+            request = cri.StreamPodSandboxStatsRequest(filter=f)
+            batches = [b.pod_sandbox_stats for b in client.stream_pod_sandbox_stats(request)]
+            flat = [s for batch in batches for s in batch]
+            assert len({s.attributes.id for s in flat}) == len(flat), "a pod twice"
+            return {s.attributes.id: s for s in flat}, [len(b) for b in batches]
+
+        pod_filters = {
+            "label": (cri.PodSandboxStatsFilter(label_selector={"run": run}), set(made)),
+            "labels": (
+                cri.PodSandboxStatsFilter(label_selector={"run": run, "replica": "0"}),
+                {first_pod},
+            ),
+            "id prefix": (cri.PodSandboxStatsFilter(id=first_pod[:13]), {first_pod}),
+        }
+        for what, (pf, want) in pod_filters.items():
+            pods_by_list = pod_listed(pf)
+            pods_by_stream, sizes = pod_streamed(pf)
+            assert set(pods_by_list) == set(pods_by_stream) == want, what
+            assert all(0 < size <= 2 for size in sizes), (what, sizes)
+            for pod_id, pod_stats in pods_by_stream.items():
+                assert pod_stats.attributes == pods_by_list[pod_id].attributes, (what, pod_id)
+                assert {c.attributes.id for c in pod_stats.linux.containers} == {
+                    c.attributes.id for c in pods_by_list[pod_id].linux.containers
+                }, (what, pod_id)
+        assert pod_streamed(pod_filters["label"][0])[1] == [2, 1]
+        everything_pods, _ = pod_streamed(cri.PodSandboxStatsFilter())
+        assert set(made) <= set(everything_pods)
+
+    def test_stream_stats_of_unknown_ids(self, client: CRIClient, pods: PodFactory) -> None:
+        """Nothing matches: no message at all (the List forms answer an empty list)."""
+        missing = "0" * 64
+        pod_id, config = pods.run(self.kube_system_pod(pods, "kube-proxy"))
+        pods.container(pod_id, config, "kube-proxy", ["sleep", "60"])
+        requests = [
+            cri.ContainerStatsFilter(id=missing),
+            cri.ContainerStatsFilter(pod_sandbox_id=missing),
+            cri.ContainerStatsFilter(pod_sandbox_id=pod_id, label_selector={"no": "such"}),
+        ]
+        for f in requests:
+            request = cri.StreamContainerStatsRequest(filter=f)
+            assert list(client.stream_container_stats(request)) == [], f
+        request_pods = cri.StreamPodSandboxStatsRequest(
+            filter=cri.PodSandboxStatsFilter(id=missing)
+        )
+        assert list(client.stream_pod_sandbox_stats(request_pods)) == []
+        bad = cri.ContainerStatsFilter(label_selector={"bad\x00key": "x"})
+        with pytest.raises(InvalidArgumentError):
+            list(client.stream_container_stats(cri.StreamContainerStatsRequest(filter=bad)))
+        bad_pod = cri.PodSandboxStatsFilter(id="not an id")
+        with pytest.raises(InvalidArgumentError):
+            list(client.stream_pod_sandbox_stats(cri.StreamPodSandboxStatsRequest(filter=bad_pod)))
+
+    def test_stream_stats_stop_when_the_client_goes(
+        self, client: CRIClient, pods: PodFactory, shim: Shim, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A client that cancels after the first batch: the server fetches no more batches."""
+        monkeypatch.setattr(runtime_module, "STREAM_BATCH", 1)
+        run = uuid.uuid4().hex[:12]
+        config = self.kube_system_pod(pods, "kube-proxy", run=run)
+        pod_id, _ = pods.run(config)
+        for n in range(4):
+            pods.container(pod_id, config, f"proxy-{n}", ["sleep", "60"], run=run)
+        calls: list[list[str]] = []
+        cancelled = threading.Event()
+        fetch = shim.container_stats
+
+        def counting(container_ids: Sequence[str]) -> list[cri.ContainerStats]:
+            calls.append(list(container_ids))
+            if len(calls) == 2:
+                cancelled.wait(10)  # the second batch is due when the client has gone
+            return fetch(container_ids)
+
+        monkeypatch.setattr(shim, "container_stats", counting)
+        request = cri.StreamContainerStatsRequest(
+            filter=cri.ContainerStatsFilter(label_selector={"run": run})
+        )
+        stream = client.stream_container_stats(request)
+        first = next(stream)
+        assert len(first.container_stats) == 1
+        stream.close()  # cancels the call
+        cancelled.set()
+        time.sleep(0.5)
+        assert 1 <= len(calls) <= 2, calls
+        # the server is fine: the next stream is whole
+        monkeypatch.setattr(shim, "container_stats", fetch)
+        assert sum(len(b.container_stats) for b in client.stream_container_stats(request)) == 4
+
+    # -- pod sandbox resources (in-place pod resize) -------------------------------------
+
+    @staticmethod
+    def recorded_resources(client: CRIClient, pod_id: str) -> dict[str, Any]:
+        """What verbose PodSandboxStatus shows of them: containerd's ``info`` keys."""
+        request = cri.PodSandboxStatusRequest(pod_sandbox_id=pod_id, verbose=True)
+        details = json.loads(client.pod_sandbox_status(request).info["info"])
+        return {key: details[key] for key in ("overhead", "resources") if key in details}
+
+    @staticmethod
+    def resources_store(shim: Shim, pod_id: str) -> SandboxResources:
+        store = shim.pod_sandbox_resources_store(pod_id)
+        if store is None:
+            pytest.skip(f"the {shim.name} shim keeps no pod sandbox resources (UNIMPLEMENTED)")
+        return store
+
+    def test_update_pod_sandbox_resources(
+        self, client: CRIClient, pods: PodFactory, shim: Shim
+    ) -> None:
+        """What the kubelet reports after resizing a pod: recorded, shown, replaced, and
+        gone with the pod."""
+        config = self.kube_system_pod(pods, "metrics-server")
+        pod_id, _ = pods.run(config)
+        pods.container(pod_id, config, "metrics-server", ["sleep", "60"])
+        store = self.resources_store(shim, pod_id)
+        assert self.recorded_resources(client, pod_id) == {}
+
+        mib = 1 << 20
+        overhead = cri.LinuxContainerResources(
+            cpu_period=100_000, cpu_quota=25_000, cpu_shares=256, memory_limit_in_bytes=120 * mib
+        )
+        resources = cri.LinuxContainerResources(
+            cpu_period=100_000,
+            cpu_quota=50_000,
+            cpu_shares=512,
+            memory_limit_in_bytes=256 * mib,
+            cpuset_cpus="0",
+            hugepage_limits=[cri.HugepageLimit(page_size="2MB", limit=0)],
+            unified={"memory.high": str(200 * mib)},
+        )
+        client.update_pod_sandbox_resources(
+            cri.UpdatePodSandboxResourcesRequest(
+                pod_sandbox_id=pod_id, overhead=overhead, resources=resources
+            )
+        )
+        assert self.recorded_resources(client, pod_id) == {
+            "overhead": {
+                "linux": {
+                    "cpu_period": 100_000,
+                    "cpu_quota": 25_000,
+                    "cpu_shares": 256,
+                    "memory_limit_in_bytes": 120 * mib,
+                }
+            },
+            "resources": {
+                "linux": {
+                    "cpu_period": 100_000,
+                    "cpu_quota": 50_000,
+                    "cpu_shares": 512,
+                    "memory_limit_in_bytes": 256 * mib,
+                    "cpuset_cpus": "0",
+                    "hugepage_limits": [{"page_size": "2MB", "limit": 0}],
+                    "unified": {"memory.high": str(200 * mib)},
+                }
+            },
+        }
+        # the shim's own verbose info is still there
+        request = cri.PodSandboxStatusRequest(pod_sandbox_id=pod_id, verbose=True)
+        assert len(json.loads(client.pod_sandbox_status(request).info["info"])) > 2
+        if store.directory is not None:  # kept on disk: a restarted server reads it back
+            assert SandboxResources(store.directory).load(pod_id) == PodResources(
+                overhead, resources
+            )
+
+        # the next resize replaces it all; an id prefix will do; an unlimited pod reads -1
+        unlimited = cri.LinuxContainerResources(
+            cpu_period=100_000, cpu_quota=-1, cpu_shares=1024, memory_limit_in_bytes=-1
+        )
+        client.update_pod_sandbox_resources(
+            cri.UpdatePodSandboxResourcesRequest(pod_sandbox_id=pod_id[:13], resources=unlimited)
+        )
+        assert self.recorded_resources(client, pod_id) == {
+            "resources": {
+                "linux": {
+                    "cpu_period": 100_000,
+                    "cpu_quota": -1,
+                    "cpu_shares": 1024,
+                    "memory_limit_in_bytes": -1,
+                }
+            }
+        }
+        # a stopped pod still takes it (as containerd's does); a removed one leaves nothing
+        client.stop_pod_sandbox(cri.StopPodSandboxRequest(pod_sandbox_id=pod_id))
+        client.update_pod_sandbox_resources(
+            cri.UpdatePodSandboxResourcesRequest(pod_sandbox_id=pod_id, overhead=overhead)
+        )
+        assert set(self.recorded_resources(client, pod_id)) == {"overhead"}
+        assert pod_id in store.pod_ids()
+        client.remove_pod_sandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
+        assert pod_id not in store.pod_ids()
+        with pytest.raises(NotFoundError):
+            client.update_pod_sandbox_resources(
+                cri.UpdatePodSandboxResourcesRequest(pod_sandbox_id=pod_id, resources=unlimited)
+            )
+        assert pod_id not in store.pod_ids()
+        if store.directory is not None:
+            assert not [n for n in os.listdir(store.directory) if n.startswith(pod_id)]
+
+    def test_update_pod_sandbox_resources_refusals(
+        self, client: CRIClient, pods: PodFactory, shim: Shim
+    ) -> None:
+        """NOT_FOUND for a pod that does not exist, INVALID_ARGUMENT for resources no cgroup
+        can take (UpdateContainerResources refuses the same), and nothing recorded."""
+        config = self.kube_system_pod(pods, "kube-state-metrics")
+        pod_id, _ = pods.run(config)
+        container_id = pods.container(pod_id, config, "kube-state-metrics", ["sleep", "60"])
+        fine = cri.LinuxContainerResources(cpu_shares=512)
+        if shim.pod_sandbox_resources_store(pod_id) is None:
+            with pytest.raises(UnimplementedError):
+                client.update_pod_sandbox_resources(
+                    cri.UpdatePodSandboxResourcesRequest(pod_sandbox_id=pod_id, resources=fine)
+                )
+            return
+
+        for missing in ("0" * 64, "0123456789ab"):
+            with pytest.raises(NotFoundError):
+                client.update_pod_sandbox_resources(
+                    cri.UpdatePodSandboxResourcesRequest(pod_sandbox_id=missing, resources=fine)
+                )
+        with pytest.raises(InvalidArgumentError, match="pod_sandbox_id"):
+            client.update_pod_sandbox_resources(
+                cri.UpdatePodSandboxResourcesRequest(resources=fine)
+            )
+        bad = {
+            "cpu_shares": cri.LinuxContainerResources(cpu_shares=-512),
+            "cpu_period": cri.LinuxContainerResources(cpu_period=10),
+            "oom_score_adj": cri.LinuxContainerResources(oom_score_adj=2000),
+            "cpuset_cpus": cri.LinuxContainerResources(cpuset_cpus="0-"),
+            "memory_swap_limit_in_bytes": cri.LinuxContainerResources(
+                memory_limit_in_bytes=256 << 20, memory_swap_limit_in_bytes=128 << 20
+            ),
+            "unified key": cri.LinuxContainerResources(unified={"../../cgroup.procs": "1"}),
+        }
+        for field, resources in bad.items():
+            for where in ("overhead", "resources"):
+                request = cri.UpdatePodSandboxResourcesRequest(pod_sandbox_id=pod_id)
+                getattr(request, where).CopyFrom(resources)
+                with pytest.raises(InvalidArgumentError, match=f"{where}.{field}"):
+                    client.update_pod_sandbox_resources(request)
+            with pytest.raises(InvalidArgumentError, match=f"linux.{field}"):
+                client.update_container_resources(
+                    cri.UpdateContainerResourcesRequest(container_id=container_id, linux=resources)
+                )
+        assert self.recorded_resources(client, pod_id) == {}
+
+    def test_pod_sandbox_resources_of_a_pod_removed_behind_our_back(
+        self, client: CRIClient, pods: PodFactory, shim: Shim
+    ) -> None:
+        """A pod the engine lost (removed while the server was down): the next
+        UpdatePodSandboxResources sweeps its record away."""
+        gone_id, _ = pods.run(self.kube_system_pod(pods, "kube-proxy"))
+        kept_id, _ = pods.run(self.kube_system_pod(pods, "kube-proxy"))
+        store = self.resources_store(shim, gone_id)
+        fine = cri.LinuxContainerResources(cpu_period=100_000, cpu_shares=102)
+        for pod_id in (gone_id, kept_id):
+            client.update_pod_sandbox_resources(
+                cri.UpdatePodSandboxResourcesRequest(pod_sandbox_id=pod_id, resources=fine)
+            )
+        shim.stop_pod_sandbox(gone_id)  # the shim alone: core never hears of it
+        shim.remove_pod_sandbox(gone_id)
+        assert gone_id in store.pod_ids()
+        client.update_pod_sandbox_resources(
+            cri.UpdatePodSandboxResourcesRequest(pod_sandbox_id=kept_id, resources=fine)
+        )
+        assert gone_id not in store.pod_ids()
+        assert kept_id in store.pod_ids()
 
     # -- images ----------------------------------------------------------------------
 

@@ -13,12 +13,15 @@ Options (``--shim-option KEY=VALUE``):
   (default 0: every list is its own Docker call; see lists.py).
 * ``state_dir`` — pycri's files for this shim, root's alone (default
   /var/lib/pycri/docker, on disk: image trees can be large): the image trees
-  that image volumes bind-mount (``image-volumes/``, see image_volumes.py)
-  and the staged recursive read-only mounts (``rro/``,
-  pycri/core/rro_staging.py).
+  that image volumes bind-mount (``image-volumes/``, see image_volumes.py),
+  the staged recursive read-only mounts (``rro/``,
+  pycri/core/rro_staging.py) and what UpdatePodSandboxResources reported
+  for each pod (``pod-resources/``, pycri/core/sandbox_resources.py).
 
 Nothing about pods or containers is kept in memory: every answer comes
-from Docker (names and labels), so a restarted server sees everything.
+from Docker (names and labels), so a restarted server sees everything;
+the one figure Docker cannot hold (a pod's resources as the kubelet last
+reported them) is a file of the state directory.
 (The one exception, opt-in: a list snapshot reused for ``list_window``
 seconds, dropped by every change made through the shim.)
 """
@@ -35,6 +38,7 @@ from pycri.api import api_pb2 as cri
 from pycri.core import metrics as core_metrics
 from pycri.core.images import normalize_reference
 from pycri.core.rro_staging import RROStaging
+from pycri.core.sandbox_resources import SandboxResources
 from pycri.errors import CRIError
 from pycri.shim import PullProgress, Shim
 from pycri.streaming.netns import forward_into_pid_netns
@@ -83,6 +87,7 @@ class DockerShim(Shim):
             pull=lambda ref: self.images.pull_image(normalize_reference(ref), None),
         )
         self.staging = RROStaging(f"{state_dir}/rro")
+        self.sandbox_resources = SandboxResources(f"{state_dir}/pod-resources")
         self.containers = Containers(
             self.connection,
             self.lists,

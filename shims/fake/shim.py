@@ -33,6 +33,7 @@ from pycri.core.images import (
     parse_reference,
 )
 from pycri.core.logs import CRILogWriter
+from pycri.core.sandbox_resources import SandboxResources
 from pycri.errors import (
     DeadlineExceededError,
     FailedPreconditionError,
@@ -170,6 +171,7 @@ class FakeShim(Shim):
         pause_image: str = DEFAULT_PAUSE_IMAGE,
     ) -> None:
         super().__init__()
+        self.sandbox_resources = SandboxResources(None)  # in memory, as everything here
         if pull_delay < 0:
             raise ValueError("pull_delay must not be negative")
         self._lock = threading.RLock()

@@ -42,7 +42,8 @@ class NerdctlOptions:
     cgroup_root: str = "/sys/fs/cgroup"
     #: containerd's root (image filesystem info)
     containerd_root: str = "/var/lib/containerd"
-    #: pycri's own files (the runc wrapper of specedit.py); root's alone
+    #: pycri's own files (the runc wrapper of specedit.py, image volumes, the pods'
+    #: UpdatePodSandboxResources records); root's alone
     state_dir: str = "/run/pycri/nerdctl"
 
     def __post_init__(self) -> None:

@@ -72,6 +72,7 @@ from pycri.core.image_volumes import find_image_mounts
 from pycri.core.images import is_image_id
 from pycri.core.logcopy import LogCopiers
 from pycri.core.rro_staging import RROStaging, with_mounts
+from pycri.core.sandbox_resources import SandboxResources
 from pycri.core.security import container_security
 from pycri.errors import (
     CRIError,
@@ -139,6 +140,9 @@ class NerdctlShim(Shim):
         self._spec_users: dict[str, cri.LinuxContainerUser | None] = {}
         self._wrapper: str | None = None
         self.staging = RROStaging(f"{self.options.state_dir}/rro/{self.options.namespace}")
+        self.sandbox_resources = SandboxResources(
+            f"{self.options.state_dir}/pod-resources/{self.options.namespace}"
+        )
         if recover_logs:
             threading.Thread(
                 target=self._recover, name="pycri-nerdctl-recover", daemon=True

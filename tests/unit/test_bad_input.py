@@ -236,6 +236,38 @@ CASES: list[tuple[str, str, Any, type[CRIError], str]] = [
         "not found",
     ),
     (
+        "update-negative-shares",
+        "update_container_resources",
+        cri.UpdateContainerResourcesRequest(
+            container_id=MISSING, linux=cri.LinuxContainerResources(cpu_shares=-2)
+        ),
+        InvalidArgumentError,
+        "linux.cpu_shares",
+    ),
+    (
+        "updatep-empty",
+        "update_pod_sandbox_resources",
+        cri.UpdatePodSandboxResourcesRequest(),
+        InvalidArgumentError,
+        "pod_sandbox_id",
+    ),
+    (
+        "updatep-missing",
+        "update_pod_sandbox_resources",
+        cri.UpdatePodSandboxResourcesRequest(pod_sandbox_id=MISSING),
+        NotFoundError,
+        "not found",
+    ),
+    (
+        "updatep-bad-cpuset",
+        "update_pod_sandbox_resources",
+        cri.UpdatePodSandboxResourcesRequest(
+            pod_sandbox_id=MISSING, overhead=cri.LinuxContainerResources(cpuset_cpus="1-0")
+        ),
+        InvalidArgumentError,
+        "overhead.cpuset_cpus",
+    ),
+    (
         "stats-missing",
         "container_stats",
         cri.ContainerStatsRequest(container_id=MISSING),

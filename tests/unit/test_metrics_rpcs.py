@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from pycri.api import api_pb2 as cri
@@ -70,3 +72,68 @@ def test_router_merges_its_shims_metrics() -> None:
     only_plain = CRIRuntime(HandlerRouter({"plain": NoMetrics()}, default="plain"))
     with pytest.raises(UnimplementedError, match="none of this server's shims"):
         only_plain.list_metric_descriptors(cri.ListMetricDescriptorsRequest())
+
+
+def _container(runtime: CRIRuntime, pod_id: str, name: str) -> str:
+    config = cri.ContainerConfig(
+        metadata=cri.ContainerMetadata(name=name),
+        image=cri.ImageSpec(image="docker.io/library/busybox:latest"),
+        command=["sleep", "60"],
+    )
+    created = runtime.create_container(
+        cri.CreateContainerRequest(pod_sandbox_id=pod_id, config=config)
+    ).container_id
+    runtime.start_container(cri.StartContainerRequest(container_id=created))
+    return created
+
+
+def test_stream_stats_in_batches_fetched_as_they_are_due(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each batch's stats are fetched when it is due; a client gone stops the fetching."""
+    monkeypatch.setattr(runtime_module, "STREAM_BATCH", 2)
+    shim = FakeShim()
+    runtime = CRIRuntime(shim)
+    pod_ids = [run_pod(runtime, f"coredns-5d78c9869d-{i}") for i in range(3)]
+    ids = {_container(runtime, pod_ids[0], f"c{i}") for i in range(5)}
+    fetched: list[int] = []
+    fetch = shim.container_stats
+
+    def counting(container_ids: Sequence[str]) -> list[cri.ContainerStats]:
+        fetched.append(len(container_ids))
+        return fetch(container_ids)
+
+    monkeypatch.setattr(shim, "container_stats", counting)
+
+    stream = runtime.stream_container_stats(cri.StreamContainerStatsRequest(), lambda: True)
+    first = next(stream)
+    assert len(first.container_stats) == 2
+    assert fetched == [2]
+    rest = [s.attributes.id for b in stream for s in b.container_stats]
+    assert fetched == [2, 2, 1]
+    assert {s.attributes.id for s in first.container_stats} | set(rest) == ids
+
+    fetched.clear()
+    active = iter([True, False])
+    gone = list(
+        runtime.stream_container_stats(cri.StreamContainerStatsRequest(), lambda: next(active))
+    )
+    assert [len(b.container_stats) for b in gone] == [2]
+    assert fetched == [2]
+
+    pods = runtime.stream_pod_sandbox_stats(cri.StreamPodSandboxStatsRequest(), lambda: True)
+    assert [len(b.pod_sandbox_stats) for b in pods] == [2, 1]
+
+
+def test_stream_stats_leave_out_a_batch_that_vanished(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Containers removed between the listing and their batch: no empty message."""
+    monkeypatch.setattr(runtime_module, "STREAM_BATCH", 1)
+    shim = FakeShim()
+    runtime = CRIRuntime(shim)
+    pod_id = run_pod(runtime, "kube-proxy-x7k2p")
+    kept = _container(runtime, pod_id, "kept")
+    gone = _container(runtime, pod_id, "gone")
+    fetch = shim.container_stats
+    monkeypatch.setattr(
+        shim, "container_stats", lambda i: [s for s in fetch(i) if s.attributes.id != gone]
+    )
+    batches = list(runtime.stream_container_stats(cri.StreamContainerStatsRequest(), lambda: True))
+    assert [[s.attributes.id for s in b.container_stats] for b in batches] == [[kept]]

@@ -84,8 +84,8 @@ def test_unimplemented_rpcs_say_so(fake_endpoint: FakeEndpoint) -> None:
     client = fake_endpoint.client
     with pytest.raises(UnimplementedError, match="ExecSync"):
         client.exec(cri.ExecRequest(container_id="x", cmd=["sh"]))
-    with pytest.raises(UnimplementedError, match="UpdatePodSandboxResources"):
-        client.update_pod_sandbox_resources(cri.UpdatePodSandboxResourcesRequest())
+    with pytest.raises(UnimplementedError, match="checkpointing"):
+        client.checkpoint_container(cri.CheckpointContainerRequest(container_id="x"))
 
 
 def test_unexpected_shim_error_is_internal_and_server_survives(

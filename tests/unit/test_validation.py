@@ -7,6 +7,7 @@ from pycri.core.validation import (
     require_id,
     validate_container_config,
     validate_exec_cmd,
+    validate_linux_resources,
     validate_pod_sandbox_config,
 )
 from pycri.errors import InvalidArgumentError
@@ -118,3 +119,61 @@ def test_a_group_without_a_user_is_refused() -> None:
         InvalidArgumentError, match=r"^config\.linux\.security_context\.run_as_group"
     ):
         validate_pod_sandbox_config(pod)
+
+
+R = cri.LinuxContainerResources
+GIB = 1 << 30
+
+
+@pytest.mark.parametrize(
+    "resources",
+    [
+        R(),
+        # what the kubelet sends for a Guaranteed pod, and for its RuntimeClass overhead
+        R(cpu_period=100_000, cpu_quota=50_000, cpu_shares=512, memory_limit_in_bytes=GIB),
+        R(cpu_shares=2, memory_limit_in_bytes=128 << 20, memory_swap_limit_in_bytes=128 << 20),
+        # unlimited, as read back from a pod cgroup (-1), less a pod overhead
+        R(cpu_period=100_000, cpu_quota=-1, memory_limit_in_bytes=-1),
+        R(cpu_period=100_000, cpu_quota=-25_001, memory_limit_in_bytes=-(120 << 20) - 1),
+        R(cpu_quota=100),  # a limit of 1m less the overhead's quota
+        R(memory_limit_in_bytes=GIB, memory_swap_limit_in_bytes=-1),
+        R(oom_score_adj=-997),
+        R(cpuset_cpus="0-3,6,8-9", cpuset_mems="0"),
+        R(hugepage_limits=[cri.HugepageLimit(page_size="2MB", limit=GIB)]),
+        R(unified={"memory.high": "1073741824", "cpu.max": "max 100000"}),
+        R(unified={"hugetlb.2MB.max": "0", "memory.swap.max": "0"}),
+    ],
+)
+def test_resources_the_kubelet_sends_pass(resources: cri.LinuxContainerResources) -> None:
+    validate_linux_resources(resources, "resources")
+
+
+@pytest.mark.parametrize(
+    ("resources", "field"),
+    [
+        (R(cpu_period=-1), "resources.cpu_period"),
+        (R(cpu_period=999), "resources.cpu_period"),
+        (R(cpu_period=1_000_001), "resources.cpu_period"),
+        (R(cpu_shares=-2), "resources.cpu_shares"),
+        (R(cpu_shares=1), "resources.cpu_shares"),
+        (R(cpu_shares=262_145), "resources.cpu_shares"),
+        (R(oom_score_adj=1001), "resources.oom_score_adj"),
+        (R(memory_limit_in_bytes=GIB, memory_swap_limit_in_bytes=GIB - 1), "memory_swap"),
+        (R(cpuset_cpus="0-"), "resources.cpuset_cpus"),
+        (R(cpuset_cpus="3-1"), "resources.cpuset_cpus"),
+        (R(cpuset_cpus="0-3\n"), "resources.cpuset_cpus"),
+        (R(cpuset_mems="all"), "resources.cpuset_mems"),
+        (R(hugepage_limits=[cri.HugepageLimit(page_size="huge")]), "page_size"),
+        (
+            R(hugepage_limits=[cri.HugepageLimit(page_size="2MB")] * 2),
+            "resources.hugepage_limits[1]",
+        ),
+        (R(unified={"../../etc/passwd": "x"}), "resources.unified key"),
+        (R(unified={"memory..high": "1"}), "resources.unified key"),
+        (R(unified={"memory": "1"}), "resources.unified key"),
+        (R(unified={"memory.high": "1\nmemory.max 2"}), "resources.unified"),
+    ],
+)
+def test_bad_resources_name_the_field(resources: cri.LinuxContainerResources, field: str) -> None:
+    with pytest.raises(InvalidArgumentError, match=field.replace("[", r"\[").replace("]", r"\]")):
+        validate_linux_resources(resources, "resources")
