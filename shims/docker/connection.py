@@ -13,6 +13,7 @@ from typing import Any
 import docker
 
 from pycri.errors import UnavailableError
+from pycri_shims.docker.calls import DockerCallCounter
 from pycri_shims.docker.errors import docker_errors
 
 __all__ = ["DEFAULT_DOCKER_HOST", "DockerConnection"]
@@ -41,6 +42,8 @@ class DockerConnection:
         self._client: Any = None
         self._hooks: list[Callable[[], None]] = []
         self._closed = False
+        #: Docker API requests per CRI RPC (see calls.py)
+        self.counter = DockerCallCounter()
 
     def on_connect(self, hook: Callable[[], None]) -> None:
         self._hooks.append(hook)
@@ -64,6 +67,7 @@ class DockerConnection:
                         timeout=self.timeout,
                         max_pool_size=POOL_SIZE,
                     )
+                    self.counter.instrument(self._client.api)
                 log.info(
                     "talking to the Docker daemon at %s (API %s)",
                     self.base_url,
