@@ -1,4 +1,4 @@
-"""Docker API calls per CRI RPC: what each RPC costs in requests to dockerd.
+"""Docker API calls per CRI RPC: what each RPC costs in requests to dockerd, and no more.
 
 Every HTTP request the shim's Docker client sends is counted against the
 RPC its thread is serving (core calls ``before_rpc``/``after_rpc`` around
@@ -6,6 +6,13 @@ each), or against ``background`` (log copiers, hooks). Status verbose
 reports the totals as ``dockerCalls`` and benchmarks/bench_docker.py prints
 them beside its timings; the integration tests hold the counts of the
 lifecycle RPCs, so a call that creeps back in shows up as a number.
+
+The same per-RPC scope keeps inspect answers (:meth:`DockerCallCounter.recall`):
+core checks a pod's or container's state, then the shim reads the same
+object again to act on it. Within one RPC, the second read gets the first's
+answer, until the RPC itself changes something in Docker (any request other
+than a GET forgets them all). Outside an RPC (log copiers, hooks, a shim
+driven directly) nothing is kept.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +45,8 @@ class _Tally:
 class _Current:
     rpc: str = BACKGROUND
     calls: list[str] = field(default_factory=list)
+    #: inspect answers since the RPC's last change (never kept for BACKGROUND)
+    inspected: dict[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def endpoint(method: str, url: str) -> str:
@@ -72,18 +81,34 @@ class DockerCallCounter:
     def finish(self) -> None:
         """The RPC on this thread is done: log what it asked of Docker."""
         current: _Current | None = getattr(self._local, "current", None)
-        if current is not None and current.rpc != BACKGROUND and log.isEnabledFor(logging.DEBUG):
-            log.debug("%s made %d Docker call(s): %s", current.rpc, len(current.calls), current.calls)
+        if current is not None and current.rpc != BACKGROUND:
+            calls = current.calls
+            log.debug("%s made %d Docker call(s): %s", current.rpc, len(calls), calls)
         self._local.current = None
 
     def record(self, call: str, seconds: float) -> None:
-        """Count one request against this thread's RPC."""
+        """Count one request against this thread's RPC (a change forgets its inspects)."""
         current = self._current()
         current.calls.append(call)
+        if not call.startswith("GET "):
+            current.inspected.clear()
         with self._lock:
             tally = self._totals.setdefault(current.rpc, _Tally())
             tally.calls += 1
             tally.seconds += seconds
+
+    def recall(self, container_id: str) -> Mapping[str, Any] | None:
+        """The inspect answer this thread's RPC got for ``container_id``, if still good."""
+        return self._current().inspected.get(container_id)
+
+    def remember(self, container_id: str, data: Mapping[str, Any]) -> None:
+        current = self._current()
+        if current.rpc != BACKGROUND:
+            current.inspected[container_id] = data
+
+    def serving(self) -> str:
+        """The RPC this thread serves (BACKGROUND outside one)."""
+        return self._current().rpc
 
     def current(self) -> list[str]:
         """The requests made so far by the RPC this thread serves."""

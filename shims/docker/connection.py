@@ -6,7 +6,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -101,6 +101,19 @@ class DockerConnection:
                 for hook in self._hooks:
                     threading.Thread(target=hook, name="pycri-docker-hook", daemon=True).start()
             return self._client.api
+
+    def inspect(self, container_id: str, what: str) -> Mapping[str, Any]:
+        """Docker's inspect data; within one RPC, read once until the RPC changes something.
+
+        (See calls.py.) Errors are mapped as by :meth:`errors` with ``what``.
+        """
+        data = self.counter.recall(container_id)
+        if data is None:
+            with self.errors(what):
+                data = self.api.inspect_container(container_id)
+            assert data is not None
+            self.counter.remember(container_id, data)
+        return data
 
     def _probe(self) -> None:
         """Fail fast, and without docker-py, when nothing listens on a unix socket.
