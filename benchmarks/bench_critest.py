@@ -17,10 +17,11 @@ The image benchmarks pull and remove images of pycri's own, pushed to the
 local registry first (see critest-benchmark.yaml); the pod and container
 benchmarks use the sandbox image and critest's busybox. containerd's CRI
 runs in its k8s.io namespace: what critest leaves there (pods of this run
-only) is removed, and the images the rest of the project relies on are
-checked before and after (scripts/setup-runtimes.sh and setup-critest.sh
-put them back should they go). Needs root, the runtimes and critest set up
-by those scripts. Not part of the test suite.
+only: other critest runs may share the engine) is removed, and the images
+the rest of the project relies on are checked before and after
+(scripts/setup-runtimes.sh and setup-critest.sh put them back should they
+go). Needs root, and the runtimes and critest those scripts set up. Not part
+of the test suite.
 """
 
 from __future__ import annotations
@@ -70,8 +71,12 @@ KEPT = {
     REFERENCE: ("docker.io/library/busybox:latest", SANDBOX_IMAGE),
 }
 CRITEST_POD_NAMESPACE = "cri-test-namespace"
-#: the names critest's benchmarks give their pods (pkg/benchmark/*.go)
-BENCH_POD_PREFIXES = ("PodSandbox-for-", "create-PodSandbox-for-container-")
+#: pod names only critest's benchmarks use (pkg/benchmark/pod.go, pod_container.go); the
+#: container benchmark's pods are named as the validation specs' (framework.util.go)
+BENCH_ONLY_POD_PREFIXES = (
+    "PodSandbox-for-creating-performance-test-",
+    "PodSandbox-for-creating-pod-and-container-performance-test-",
+)
 
 Samples = dict[str, list[float]]  # operation -> milliseconds
 
@@ -289,23 +294,44 @@ def remove_bench_images(endpoint: str, images: Sequence[str]) -> None:
                 pass
 
 
-def remove_bench_pods(endpoint: str, since_ns: int) -> list[str]:
-    """critest's benchmark pods made since ``since_ns`` that it left: removed, named."""
+def run_pod_ids(directory: Path) -> set[str]:
+    """The pods critest's samples of this run made (``metaInfo.podId`` of every datapoint)."""
+    ids = set()
+    for path in directory.glob("*_benchmark_data.json"):
+        for point in json.loads(path.read_text()).get("datapoints") or []:
+            pod_id = (point.get("metaInfo") or {}).get("podId")
+            if pod_id:
+                ids.add(str(pod_id))
+    return ids
+
+
+def remove_bench_pods(endpoint: str, since_ns: int, ours: set[str]) -> list[str]:
+    """Pods this critest run left: removed, named.
+
+    Only pods known to be this run's: recorded in its output (``ours``), or
+    made since ``since_ns`` under a name only the benchmarks use. The engine
+    is shared (another critest, the test suite's critest gate, may be running
+    on the same dockerd or k8s.io): critest's validation specs name their pods
+    much like the benchmarks (``create-PodSandbox-for-container-``,
+    ``PodSandbox-for-``), so a name alone never makes a pod ours.
+    """
     left = []
     with CRIClient(endpoint, timeout=120) as client:
         for pod in client.list_pod_sandbox(cri.ListPodSandboxRequest()).items:
             meta = pod.metadata
-            if (
-                pod.created_at >= since_ns
-                and meta.namespace.startswith(CRITEST_POD_NAMESPACE)
-                and meta.name.startswith(BENCH_POD_PREFIXES)
-            ):
-                left.append(f"{pod.id[:13]} {meta.name}")
-                try:
-                    client.stop_pod_sandbox(cri.StopPodSandboxRequest(pod_sandbox_id=pod.id))
-                    client.remove_pod_sandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=pod.id))
-                except CRIError as err:
-                    print(f"  cannot remove pod {pod.id[:13]}: {err.message}")
+            benchmark_only = pod.created_at >= since_ns and meta.name.startswith(
+                BENCH_ONLY_POD_PREFIXES
+            )
+            if not meta.namespace.startswith(CRITEST_POD_NAMESPACE):
+                continue
+            if pod.id not in ours and not benchmark_only:
+                continue
+            left.append(f"{pod.id[:13]} {meta.name}")
+            try:
+                client.stop_pod_sandbox(cri.StopPodSandboxRequest(pod_sandbox_id=pod.id))
+                client.remove_pod_sandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=pod.id))
+            except CRIError as err:
+                print(f"  cannot remove pod {pod.id[:13]}: {err.message}")
     return left
 
 
@@ -392,7 +418,7 @@ def run_target(
             try:
                 code, seconds = run_critest(critest, endpoint, params, out, timeout)
             finally:
-                left = remove_bench_pods(endpoint, started_ns)
+                left = remove_bench_pods(endpoint, started_ns, run_pod_ids(out))
                 remove_bench_images(endpoint, images)
         log = Path(tmp) / "pycri-server.log"
         if log.exists():

@@ -96,3 +96,21 @@ def test_params_name_only_our_own_images(bench: ModuleType, tmp_path: Path) -> N
         "registry.k8s.io/pycri-bench/image:pull",
         "registry.k8s.io/pycri-bench/image:l",
     ]
+
+
+def test_only_this_runs_pods_are_cleaned_up(bench: ModuleType) -> None:
+    assert bench.run_pod_ids(CAPTURED) == {
+        "c01f94e8974ac8a8725b1a451db6b70c2d3d49f867c5cca325bedc8a42dba1ab",
+        "65266928a86fbd0454596c0d4f4dbb7a19fa2f8bd7f343b340f060a142ef28bd",
+        "1f5ee2e706a270bdc03c7f999b5b3bea53a681e72009bbbdd6c2dd56754a1b00",
+    }
+    # critest's validation specs (a concurrent critest gate) name pods like these
+    for theirs in (
+        "create-PodSandbox-for-container-1",
+        "create-Privileged-PodSandbox-for-container-1",
+        "PodSandbox-for-multi-container-test-1",
+        "PodSandbox-for-test-stop-1",
+        "PodSandbox-for-create-test-1",
+    ):
+        assert not theirs.startswith(bench.BENCH_ONLY_POD_PREFIXES)
+    assert "PodSandbox-for-creating-performance-test-1".startswith(bench.BENCH_ONLY_POD_PREFIXES)
