@@ -201,8 +201,7 @@ class Containers:
     def inspect(self, container_id: str) -> Mapping[str, Any]:
         """Docker's inspect data of the container; NotFoundError for anything else."""
         try:
-            with self._conn.errors(f"inspecting container {container_id[:13]}"):
-                data: Mapping[str, Any] = self._conn.api.inspect_container(container_id)
+            data = self._conn.inspect(container_id, f"inspecting container {container_id[:13]}")
         except NotFoundError:
             data = {}
         if labels_of(data).kind != CONTAINER_KIND:
@@ -210,10 +209,11 @@ class Containers:
         return data
 
     def start(self, container_id: str) -> None:
-        with self._conn.errors(f"starting container {container_id[:13]}"):
-            self._conn.api.start(container_id)
+        # read first: core has just inspected it (calls.py), and labels and name never change
         data = self.inspect(container_id)
         labels = labels_of(data)
+        with self._conn.errors(f"starting container {container_id[:13]}"):
+            self._conn.api.start(container_id)
         # runc has made the container's own copy of staged mounts: the host's can go
         self._staging.release_quietly(_name(data))
         self._logs.follow(container_id, labels.log_path, labels.extra.get(TTY) == "1")

@@ -176,8 +176,14 @@ class ImageVolumes:
         return tree
 
     def prune(self) -> None:
-        """Delete every tree no pycri container uses any more (and export leftovers)."""
-        if not os.path.isdir(self.root):
+        """Delete every tree no pycri container uses any more (and export leftovers).
+
+        An empty root has nothing to delete and costs no Docker call (the two
+        lists below walk every container): an export makes its ``.tmp-`` dir
+        before its helper container and removes the helper before that dir,
+        so no helper outlives the dir, not even one of a killed server.
+        """
+        if not os.path.isdir(self.root) or not os.listdir(self.root):
             return
         with self.locked():
             self.prune_locked()

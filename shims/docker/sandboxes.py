@@ -129,8 +129,7 @@ class Sandboxes:
     def inspect(self, pod_id: str) -> Mapping[str, Any]:
         """Docker's inspect data of the sandbox; NotFoundError for anything else."""
         try:
-            with self._conn.errors(f"inspecting pod sandbox {pod_id[:13]}"):
-                data: Mapping[str, Any] = self._conn.api.inspect_container(pod_id)
+            data = self._conn.inspect(pod_id, f"inspecting pod sandbox {pod_id[:13]}")
         except NotFoundError:
             data = {}
         if labels_of(data).kind != SANDBOX_KIND:

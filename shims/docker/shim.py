@@ -123,6 +123,12 @@ class DockerShim(Shim):
         except (CRIError, OSError) as err:
             log.warning("cannot release orphaned recursive read-only mounts: %s", err)
 
+    def before_rpc(self, rpc: str) -> None:
+        self.connection.counter.begin(rpc)
+
+    def after_rpc(self, rpc: str) -> None:
+        self.connection.counter.finish()
+
     def close(self) -> None:
         self.logs.stop_all()
         self.stats.close()
@@ -167,7 +173,11 @@ class DockerShim(Shim):
         keys = ("ServerVersion", "DockerRootDir", "Driver", "CgroupDriver", "CgroupVersion")
         details = {key: info.get(key) for key in keys}
         details.update(endpoint=self.connection.base_url, pauseImage=self.sandboxes.pause_image)
-        return {"docker": json.dumps(details)}
+        return {
+            "docker": json.dumps(details),
+            # Docker API requests per CRI RPC since start (calls.py)
+            "dockerCalls": json.dumps(self.connection.counter.snapshot()),
+        }
 
     def runtime_handler_features(self, handler: str) -> cri.RuntimeHandlerFeatures:
         # Docker 20.10 cannot make a recursive read-only mount: pycri stages it

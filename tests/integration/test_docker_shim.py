@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import socket
 import tarfile
@@ -546,6 +547,83 @@ def test_list_window_shares_a_call_and_sees_own_changes(
     finally:
         runtime.stop_pod_sandbox(cri.StopPodSandboxRequest(pod_sandbox_id=pod_id))
         runtime.remove_pod_sandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
+        runtime.close()
+
+
+#: Docker API requests each lifecycle RPC may make (issue #16; the SDK alone makes
+#: 2 for RunPodSandbox and 1 for each of the others). Core's checks cost the rest:
+#: the name checks list (Run, Create), the state checks inspect (shared with the
+#: shim's own inspect within the RPC), stopping and removing a pod list its containers.
+LIFECYCLE_CALLS = {
+    "RunPodSandbox": [
+        "GET /containers/json",
+        "POST /containers/create",
+        "POST /containers/{id}/start",
+    ],
+    "CreateContainer": [
+        "GET /containers/{id}/json",
+        "GET /containers/json",
+        "POST /containers/create",
+    ],
+    "StartContainer": ["GET /containers/{id}/json", "POST /containers/{id}/start"],
+    "StopContainer": ["GET /containers/{id}/json", "POST /containers/{id}/stop"],
+    "RemoveContainer": ["GET /containers/{id}/json", "DELETE /containers/{id}"],
+    "StopPodSandbox": [
+        "GET /containers/json",
+        "GET /containers/{id}/json",
+        "POST /containers/{id}/stop",
+    ],
+    "RemovePodSandbox": [
+        "GET /containers/json",
+        "GET /containers/{id}/json",
+        "DELETE /containers/{id}",
+    ],
+}
+
+
+def test_lifecycle_makes_few_docker_calls(
+    served: Endpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # its own state dir: image trees of other tests would make RemoveContainer prune
+    shim = DockerShim(state_dir=str(served.scratch / "calls-state"))
+    runtime = CRIRuntime(shim)
+    made: dict[str, list[str]] = {}
+    finish = shim.connection.counter.finish
+
+    def keep() -> None:
+        rpc = shim.connection.counter.serving()
+        made[rpc] = shim.connection.counter.current()
+        finish()
+
+    monkeypatch.setattr(shim.connection.counter, "finish", keep)
+    pod = pod_config("calls", served.scratch / "logs")
+    pod_id = runtime.run_pod_sandbox(cri.RunPodSandboxRequest(config=pod)).pod_sandbox_id
+    try:
+        container_id = runtime.create_container(
+            cri.CreateContainerRequest(
+                pod_sandbox_id=pod_id,
+                config=container_config("app", ["sleep", "60"]),
+                sandbox_config=pod,
+            )
+        ).container_id
+        runtime.start_container(cri.StartContainerRequest(container_id=container_id))
+        runtime.stop_container(cri.StopContainerRequest(container_id=container_id, timeout=0))
+        runtime.remove_container(cri.RemoveContainerRequest(container_id=container_id))
+    finally:
+        runtime.stop_pod_sandbox(cri.StopPodSandboxRequest(pod_sandbox_id=pod_id))
+        runtime.remove_pod_sandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
+    try:
+        assert {rpc: made[rpc] for rpc in LIFECYCLE_CALLS} == LIFECYCLE_CALLS
+        # the totals are in Status verbose, as crictl info shows them
+        info = runtime.status(cri.StatusRequest(verbose=True)).info
+        totals = json.loads(info["dockerCalls"])
+        for rpc, calls in LIFECYCLE_CALLS.items():
+            assert totals[rpc]["calls"] == len(calls)
+        # one connection pool for every URL (docker-py would make one per URL), and the
+        # one of the version negotiation made before it
+        api = shim.connection.api
+        assert len(api.get_adapter(api.base_url).pools) <= 2
+    finally:
         runtime.close()
 
 
