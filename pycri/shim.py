@@ -137,6 +137,20 @@ class Shim(abc.ABC):
     def list_pod_sandboxes(self, hint: cri.PodSandboxFilter | None) -> list[cri.PodSandbox]:
         """All sandboxes (or fewer, when ``hint`` lets the engine filter)."""
 
+    def pod_sandbox(self, pod_id: str) -> cri.PodSandbox:
+        """The sandbox as ListPodSandbox shows it (core's checks need its state and
+        runtime handler); a shim that keeps a view of its engine answers it cheaper."""
+        status, _ = self.pod_sandbox_status(pod_id, False)
+        return cri.PodSandbox(
+            id=status.id,
+            metadata=status.metadata,
+            state=status.state,
+            created_at=status.created_at,
+            labels=status.labels,
+            annotations=status.annotations,
+            runtime_handler=status.runtime_handler,
+        )
+
     # -- containers ----------------------------------------------------------
 
     @abc.abstractmethod
@@ -169,6 +183,11 @@ class Shim(abc.ABC):
         self, container_id: str, verbose: bool
     ) -> tuple[cri.ContainerStatus, dict[str, str]]:
         """The container's status and, when ``verbose``, extra info."""
+
+    def container_state(self, container_id: str) -> cri.ContainerState:
+        """The container's state alone (core's preconditions); cheaper where a shim can."""
+        status, _ = self.container_status(container_id, False)
+        return status.state
 
     @abc.abstractmethod
     def exec_sync(

@@ -96,6 +96,7 @@ from .logsource import json_log_source
 from .options import NerdctlOptions
 from .runner import NerdctlRunner, error_for
 from .timestamps import to_ns
+from .view import CREATED, ContainerView, Entry
 
 __all__ = ["NerdctlShim"]
 
@@ -119,7 +120,13 @@ class NerdctlShim(Shim):
 
     name = "nerdctl"
 
-    def __init__(self, options: NerdctlOptions | None = None, *, recover_logs: bool = True) -> None:
+    def __init__(
+        self,
+        options: NerdctlOptions | None = None,
+        *,
+        recover_logs: bool = True,
+        watch_events: bool = True,
+    ) -> None:
         super().__init__()
         self.options = options or NerdctlOptions()
         self.runner = NerdctlRunner(
@@ -139,6 +146,10 @@ class NerdctlShim(Shim):
         self._spec_users: dict[str, cri.LinuxContainerUser | None] = {}
         self._wrapper: str | None = None
         self.staging = RROStaging(f"{self.options.state_dir}/rro/{self.options.namespace}")
+        #: lists and core's lookups without a process while it is fresh (view.py)
+        self.view = ContainerView(self.runner, self.options.namespace, lambda: self._ps(None))
+        if watch_events:
+            self.view.start()
         if recover_logs:
             threading.Thread(
                 target=self._recover, name="pycri-nerdctl-recover", daemon=True
@@ -153,6 +164,7 @@ class NerdctlShim(Shim):
             for done in self._log_done.values():
                 done.set()  # copiers read to the end of their files and stop
         self.copiers.stop_all()
+        self.view.close()
         self.runner.counter.finish()
 
     def before_rpc(self, rpc: str) -> None:
@@ -171,6 +183,26 @@ class NerdctlShim(Shim):
             raise NotFoundError(f"{what} {object_id[:13]} not found")
         data: dict[str, Any] = found[0]
         return data
+
+    def _viewed(self, object_id: str, kind: str) -> Entry | None:
+        """The view's entry of a pycri pod or container (NotFoundError otherwise);
+        None when the view is not fresh (ask nerdctl then)."""
+        fresh, entry = self.view.entry(object_id)
+        if not fresh:
+            return None
+        if entry is None or convert.kind_of(entry.row()) != kind:
+            what = "pod sandbox" if kind == SANDBOX_KIND else "container"
+            raise NotFoundError(f"{what} {object_id[:13]} not found")
+        return entry
+
+    def _names(self, only_created: bool = False) -> set[str]:
+        """Names of the namespace's containers, pycri's or not (``Created`` ones alone)."""
+        rows = self.view.rows()
+        return {
+            str(row.get("Names") or "")
+            for row in (self._ps(None) if rows is None else rows)
+            if not only_created or str(row.get("Status") or "").lower().startswith("created")
+        }
 
     def _ps(self, kind: str | None, filters: Sequence[str] = ()) -> list[dict[str, Any]]:
         args = ["ps", "-a", "--no-trunc", "--format", "json"]
@@ -329,6 +361,7 @@ class NerdctlShim(Shim):
             ),
             # nerdctl processes per CRI RPC since start-up
             "nerdctlProcesses": json.dumps(self.runner.counter.snapshot()),
+            "containerView": json.dumps(self.view.info()),
         }
 
     def runtime_handler_features(self, handler: str) -> cri.RuntimeHandlerFeatures:
@@ -358,12 +391,15 @@ class NerdctlShim(Shim):
         # image (fresh node, `crictl rmi --prune`) is pulled, then run again
         seen = self.images.sandbox_pull.attempts
         try:
-            return self._run_or_clean(args, name)
+            pod_id = self._run_or_clean(args, name)
         except NotFoundError as err:
             if _IMAGE_MISSING not in err.message:
                 raise
-        self.images.sandbox_pull.pull(seen)
-        return self._run_or_clean(args, name)
+            self.images.sandbox_pull.pull(seen)
+            pod_id = self._run_or_clean(args, name)
+        self.view.claim(pod_id, name, self.options.pause_image, engine_labels)
+        self.view.await_state(pod_id, lambda e: e is None or e.status != CREATED)
+        return pod_id
 
     def stop_pod_sandbox(self, pod_id: str) -> None:
         data = self._inspect(pod_id, SANDBOX_KIND)
@@ -372,6 +408,7 @@ class NerdctlShim(Shim):
                 ["stop", "-t", str(SANDBOX_STOP_TIMEOUT), pod_id],
                 timeout=self.options.timeout + SANDBOX_STOP_TIMEOUT,
             )
+            self.view.await_state(data["Id"], _not_running)
         # nerdctl releases the address only on rm and never the masquerade rule (cni.py);
         # also when the pause died first, and on every repeated stop (after a kill -9)
         self.pod_network.release(data["Id"], networks_of(convert.raw_labels(data)))
@@ -384,6 +421,7 @@ class NerdctlShim(Shim):
             # before rm: once the container is gone nothing names the pod's rules any more
             self.pod_network.release(data["Id"], networks_of(convert.raw_labels(data)))
         self.runner.run(["rm", pod_id])
+        self.view.await_state(data["Id"], _gone)
 
     def pod_sandbox_status(
         self, pod_id: str, verbose: bool
@@ -401,8 +439,15 @@ class NerdctlShim(Shim):
         forward_into_pid_netns(int(state.get("Pid") or 0), port, connection)
 
     def list_pod_sandboxes(self, hint: cri.PodSandboxFilter | None) -> list[cri.PodSandbox]:
+        pods = self.view.converted(SANDBOX_KIND, convert.pod_from_row)
+        if pods is not None:
+            return pods
         filters = self._hint_filters(hint.id, hint.label_selector) if hint else []
         return [convert.pod_from_row(row) for row in self._ps(SANDBOX_KIND, filters)]
+
+    def pod_sandbox(self, pod_id: str) -> cri.PodSandbox:
+        entry = self._viewed(pod_id, SANDBOX_KIND)
+        return super().pod_sandbox(pod_id) if entry is None else convert.pod_from_row(entry.row())
 
     # -- containers ------------------------------------------------------------
 
@@ -502,13 +547,20 @@ class NerdctlShim(Shim):
             ipc_join=self._nerdctl_version() >= 2,
             runtime=self._runc_wrapper() if edits else "",
         )
-        return self._run_or_clean(args, name)
+        container_id = self._run_or_clean(args, name)
+        self.view.claim(container_id, name, image_name, engine_labels)
+        return container_id
 
     def start_container(self, container_id: str) -> None:
-        self.runner.run(["start", container_id])
+        try:
+            self.runner.run(["start", container_id])
+        except CRIError:
+            self.view.invalidate()  # nerdctl's error label came in an update: read it again
+            raise
+        self.view.await_state(container_id, lambda e: e is None or e.status != CREATED)
         if self.staging.staged():
             # runc has made the container's own copy of staged mounts: the host's can go
-            self.staging.release_quietly(self._inspect(container_id, CONTAINER_KIND)["Name"])
+            self.staging.release_quietly(self._name_of(container_id))
         # the log path is in the labels: read them off the RPC's path
         threading.Thread(
             target=self._attach_logs_by_id,
@@ -521,14 +573,16 @@ class NerdctlShim(Shim):
         self.runner.run(
             ["stop", "-t", str(timeout), container_id], timeout=self.options.timeout + timeout
         )
+        self.view.await_state(container_id, _not_running)
 
     def remove_container(self, container_id: str) -> None:
         # staged mounts of a container never started: its name is needed to find them
-        name = self._inspect(container_id, CONTAINER_KIND)["Name"] if self.staging.staged() else ""
+        name = self._name_of(container_id) if self.staging.staged() else ""
         self.runner.run(["rm", container_id])
+        self.view.await_state(container_id, _gone)
         if name:
             self.staging.release_quietly(name)
-        self.volumes.prune(self._container_names)
+        self.volumes.prune(self._names)
         with self._log_lock:
             self._spec_users.pop(container_id, None)
         # the container is gone: let its copier write what is left, then forget it
@@ -538,10 +592,16 @@ class NerdctlShim(Shim):
             done.set()
         self.copiers.finish(container_id, LOG_DRAIN_TIMEOUT if done is not None else 0)
 
-    def _container_names(self) -> set[str]:
-        return {str(row.get("Names", "")) for row in self._ps(None)}
+    def _name_of(self, container_id: str) -> str:
+        entry = self._viewed(container_id, CONTAINER_KIND)
+        if entry is not None and entry.name:
+            return entry.name
+        return str(self._inspect(container_id, CONTAINER_KIND)["Name"])
 
     def list_containers(self, hint: cri.ContainerFilter | None) -> list[cri.Container]:
+        containers = self.view.converted(CONTAINER_KIND, convert.container_from_row)
+        if containers is not None:
+            return containers
         filters: list[str] = []
         if hint is not None:
             filters = self._hint_filters(hint.id, hint.label_selector)
@@ -549,6 +609,12 @@ class NerdctlShim(Shim):
             if len(hint.pod_sandbox_id) == 64 and _PLAIN.match(hint.pod_sandbox_id):
                 filters.append(f"label={SANDBOX_ID_LABEL}={hint.pod_sandbox_id}")
         return [convert.container_from_row(row) for row in self._ps(CONTAINER_KIND, filters)]
+
+    def container_state(self, container_id: str) -> cri.ContainerState:
+        entry = self._viewed(container_id, CONTAINER_KIND)
+        if entry is None:
+            return super().container_state(container_id)
+        return convert.container_from_row(entry.row()).state
 
     def container_status(
         self, container_id: str, verbose: bool
@@ -735,11 +801,16 @@ class NerdctlShim(Shim):
 
     def _attach_logs_by_id(self, container_id: str) -> None:
         try:
-            data = self._inspect(container_id, CONTAINER_KIND)
+            # nerdctl's start has updated the labels (with its state-dir): the view has them
+            entry = self._viewed(container_id, CONTAINER_KIND)
+            if entry is not None and entry.labels and "nerdctl/state-dir" in entry.labels:
+                labels = entry.labels
+            else:
+                labels = convert.raw_labels(self._inspect(container_id, CONTAINER_KIND))
         except CRIError as err:
             log.warning("cannot follow the log of %s: %s", container_id[:13], err.message)
             return
-        self._attach_logs(container_id, convert.raw_labels(data))
+        self._attach_logs(container_id, labels)
 
     def _recover(self) -> None:
         """At start-up: resume copying the log of every container that has one, release
@@ -751,7 +822,7 @@ class NerdctlShim(Shim):
             log.warning("cannot resume container logs nor sweep CNI state: %s", err.message)
             return
         try:
-            self.staging.sweep(self._created_names)
+            self.staging.sweep(lambda: self._names(only_created=True))
         except (CRIError, OSError) as err:
             log.warning("cannot release orphaned recursive read-only mounts: %s", err)
         for row in rows:
@@ -761,14 +832,6 @@ class NerdctlShim(Shim):
             if convert.container_from_row(row).state != cri.CONTAINER_CREATED:
                 self._attach_logs(row["ID"], labels)
         self.pod_network.sweep({row["ID"] for row in rows})
-
-    def _created_names(self) -> set[str]:
-        # every container of the namespace, pycri's or not: a name is staged for one only
-        return {
-            str(row.get("Names") or "")
-            for row in self._ps(None)
-            if str(row.get("Status") or "").lower().startswith("created")
-        }
 
     def reopen_container_log(self, container_id: str) -> None:
         if self.copiers.reopen(container_id):
@@ -856,6 +919,14 @@ class NerdctlShim(Shim):
             "engine": self.runtime_version(),
             "namespace": self.options.namespace,
         }
+
+
+def _not_running(entry: Entry | None) -> bool:
+    return entry is None or not entry.status.startswith(("Up", "Paused"))
+
+
+def _gone(entry: Entry | None) -> bool:
+    return entry is None
 
 
 def _cgroup_parent(runc: RuncState, controller: str) -> str:
