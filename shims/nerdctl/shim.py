@@ -4,43 +4,41 @@ nerdctl processes per RPC, core's own lookups included (measured; the
 counts are logged at debug and reported in ``Status`` verbose info):
 
 =========================================  =====================================
-ListPodSandbox, ListContainers             1 ``ps -a --format json`` + label filters
+ListPodSandbox, ListContainers             0 while the container view is fresh
+                                           (view.py); else 1 ``ps -a`` + filters
 PodSandboxStatus, ContainerStatus          1 ``container inspect`` (+ runc state,
                                            cgroup files: start time, OOM kill;
                                            ContainerStatus's user from /proc while
                                            it runs, else + 1 ``inspect --mode
                                            native`` once per container, kept)
-RunPodSandbox                              2 (core's name check ``ps``; ``run -d``);
-                                           pause image missing: + ``pull``, ``run``
-                                           again (one pull for concurrent calls)
-CreateContainer                            4 (core: pod ``inspect``, pod's ``ps``;
-                                           ``image inspect``; ``create``)
-StartContainer                             2, + 1 ``inspect`` off the RPC's path
-                                           (to follow its log); + 1 ``inspect``
-                                           while recursive read-only mounts are
-                                           staged (core/rro_staging.py)
-StopContainer, RemoveContainer             2 (core's ``inspect``; ``stop``/``rm``);
-                                           RemoveContainer as StartContainer
-StopPodSandbox, RemovePodSandbox           3, + 1 per container to stop/remove;
-                                           + CNI cleanup (cni.py): 1 plugin DEL,
-                                           1 ``iptables -S`` (+ 1 restore if a
-                                           rule is left); RemovePodSandbox + 1
-                                           ``inspect``
-ExecSync                                   1 ``exec`` (+ core's ``inspect``)
+RunPodSandbox                              1 ``run -d`` (core's name check: the
+                                           view); pause image missing: + ``pull``,
+                                           ``run`` again (one pull for all calls)
+CreateContainer                            1 ``create`` (core's pod lookups: the
+                                           view); + 1 ``image inspect`` per image
+                                           until an image event or a rebuild
+StartContainer                             1, + 1 ``inspect`` off the RPC's path
+                                           when the view lacks the labels
+StopContainer, RemoveContainer             1 ``stop``/``rm`` (core's state: the view)
+StopPodSandbox, RemovePodSandbox           2 (``inspect``; ``stop``/``rm``), + 1 per
+                                           container to stop/remove; + CNI cleanup
+                                           (cni.py): 1 plugin DEL, 1 ``iptables
+                                           -S`` (+ 1 restore if a rule is left)
+ExecSync                                   1 ``exec``
 Exec, Attach (streaming, interactive.py)   1 ``exec -i -t`` for the session; attach:
                                            1 ``inspect``, output from the json log
-ContainerStats / ListContainerStats        1 ``inspect`` / 1 ``ps``; numbers from
-                                           cgroup files (see stats.py)
-ListPodSandboxMetrics                      1 ``ps``; runc state, cgroup and /proc
-                                           files (see metrics.py)
+ContainerStats / ListContainerStats        1 ``inspect`` / 0 (the view); numbers
+                                           from cgroup files (see stats.py)
+ListPodSandboxMetrics                      0 (the view); runc state, cgroup and
+                                           /proc files (see metrics.py)
 ListImages, ImageStatus, ImageFsInfo       1; PullImage, RemoveImage: 2 (+ 1 ``ctr
                                            images rm`` when a running container uses it)
 container logs                             0: nerdctl's json log file is read
 =========================================  =====================================
 
-Nothing that matters is kept in memory: pods and containers are found by
-label in containerd, log copiers are restarted from those labels when the
-shim starts.
+While the view is not fresh (its event stream down, being rebuilt) each "0"
+and "the view" above is 1 ``ps``/``inspect``. Nothing is kept only in memory:
+the view is rebuilt from ``ps`` at start, log copiers from containers' labels.
 """
 
 from __future__ import annotations
@@ -50,7 +48,6 @@ import logging
 import os
 import re
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from pathlib import Path
@@ -70,7 +67,6 @@ from pycri.core.engine_names import CONTAINERD_NAMES, container_name, sandbox_na
 from pycri.core.identity import process_user
 from pycri.core.image_volumes import find_image_mounts
 from pycri.core.images import is_image_id
-from pycri.core.logcopy import LogCopiers
 from pycri.core.rro_staging import RROStaging, with_mounts
 from pycri.core.security import container_security
 from pycri.errors import (
@@ -92,26 +88,20 @@ from .cni import PodNetwork, networks_of
 from .host import Cgroups, RuncState, exec_processes, kill_pids
 from .image_volumes import ImageVolumes, with_image_refs
 from .images import ImageStore
-from .logsource import json_log_source
+from .logfollow import LogFollowers
 from .options import NerdctlOptions
 from .runner import NerdctlRunner, error_for
 from .timestamps import to_ns
-from .view import CREATED, ContainerView, Entry
+from .view import ContainerView, Entry, ImageMemo, gone, not_running, started
 
 __all__ = ["NerdctlShim"]
 
-#: text nerdctl's CSV filter parser takes as it is
-_PLAIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:-]*$")
 log = logging.getLogger(__name__)
 
 #: nerdctl's answer to ``run --pull never`` without the image
 _IMAGE_MISSING = "image not available"
 #: seconds the pause container gets to exit on SIGTERM
 SANDBOX_STOP_TIMEOUT = 10
-#: how long RemoveContainer lets a copier write the container's last lines
-LOG_DRAIN_TIMEOUT = 2.0
-#: seconds after a container's exit by which nerdctl's logger has written its output
-LOG_FLUSH = 0.25
 _EXEC_EXIT = re.compile(rb'time="[^"]*" level=fatal msg="exec failed with exit code (\d+)"\n?\Z')
 
 
@@ -138,9 +128,8 @@ class NerdctlShim(Shim):
         self.pod_network = PodNetwork(
             self.options.namespace, self.options.cni_path, self.options.cni_netconfpath
         )
-        self.copiers = LogCopiers()
-        self._log_done: dict[str, threading.Event] = {}
-        self._log_lock = threading.Lock()
+        self.logs = LogFollowers(self.options, self.cgroups)
+        self._lock = threading.Lock()
         self._nerdctl_major: int | None = None
         #: the stored spec's user of each container (never changes after create)
         self._spec_users: dict[str, cri.LinuxContainerUser | None] = {}
@@ -148,6 +137,7 @@ class NerdctlShim(Shim):
         self.staging = RROStaging(f"{self.options.state_dir}/rro/{self.options.namespace}")
         #: lists and core's lookups without a process while it is fresh (view.py)
         self.view = ContainerView(self.runner, self.options.namespace, lambda: self._ps(None))
+        self.image_memo: ImageMemo[cri.Image] = ImageMemo(self.view)
         if watch_events:
             self.view.start()
         if recover_logs:
@@ -160,10 +150,7 @@ class NerdctlShim(Shim):
         return cls(NerdctlOptions.parse(options))
 
     def close(self) -> None:
-        with self._log_lock:
-            for done in self._log_done.values():
-                done.set()  # copiers read to the end of their files and stop
-        self.copiers.stop_all()
+        self.logs.close()
         self.view.close()
         self.runner.counter.finish()
 
@@ -204,6 +191,13 @@ class NerdctlShim(Shim):
             if not only_created or str(row.get("Status") or "").lower().startswith("created")
         }
 
+    def _pycri_rows(self) -> list[dict[str, Any]]:
+        """``ps`` rows of pycri's pods and containers: from the view while it is fresh."""
+        rows = self.view.rows()
+        if rows is None:
+            return self._ps(None, [f"label={KIND_LABEL}"])
+        return [row for row in rows if KIND_LABEL in row["Labels"]]
+
     def _ps(self, kind: str | None, filters: Sequence[str] = ()) -> list[dict[str, Any]]:
         args = ["ps", "-a", "--no-trunc", "--format", "json"]
         if kind:
@@ -214,24 +208,6 @@ class NerdctlShim(Shim):
         # a container removed while ps ran can come out as a row without an id (seen under
         # load: its stats call then ran `container inspect ""`)
         return [row for row in rows if row.get("ID")]
-
-    @staticmethod
-    def _hint_filters(object_id: str, selector: Mapping[str, str]) -> list[str]:
-        """nerdctl --filter arguments for what it can match; core filters everything again.
-
-        nerdctl parses a filter as CSV, so a quote or comma in client text would
-        make it fail; only plain ids and labels are handed over, the rest is
-        left to core. Labels split into pieces cannot be matched by nerdctl.
-        """
-        filters = [f"id={object_id}"] if object_id and _PLAIN.match(object_id) else []
-        for key, value in sorted(selector.items()):
-            if (
-                _PLAIN.match(key)
-                and (not value or _PLAIN.match(value))
-                and len(key.encode()) + len(value.encode()) <= labelcodec.MAX_LABEL_BYTES
-            ):
-                filters.append(f"label={key}={value}")
-        return filters
 
     def _run_or_clean(self, args: list[str], name: str) -> str:
         """Run a ``run``/``create``; remove what a failure left behind under ``name``."""
@@ -398,7 +374,7 @@ class NerdctlShim(Shim):
             self.images.sandbox_pull.pull(seen)
             pod_id = self._run_or_clean(args, name)
         self.view.claim(pod_id, name, self.options.pause_image, engine_labels)
-        self.view.await_state(pod_id, lambda e: e is None or e.status != CREATED)
+        self.view.await_state(pod_id, started)
         return pod_id
 
     def stop_pod_sandbox(self, pod_id: str) -> None:
@@ -408,7 +384,7 @@ class NerdctlShim(Shim):
                 ["stop", "-t", str(SANDBOX_STOP_TIMEOUT), pod_id],
                 timeout=self.options.timeout + SANDBOX_STOP_TIMEOUT,
             )
-            self.view.await_state(data["Id"], _not_running)
+            self.view.await_state(data["Id"], not_running)
         # nerdctl releases the address only on rm and never the masquerade rule (cni.py);
         # also when the pause died first, and on every repeated stop (after a kill -9)
         self.pod_network.release(data["Id"], networks_of(convert.raw_labels(data)))
@@ -421,7 +397,7 @@ class NerdctlShim(Shim):
             # before rm: once the container is gone nothing names the pod's rules any more
             self.pod_network.release(data["Id"], networks_of(convert.raw_labels(data)))
         self.runner.run(["rm", pod_id])
-        self.view.await_state(data["Id"], _gone)
+        self.view.await_state(data["Id"], gone)
 
     def pod_sandbox_status(
         self, pod_id: str, verbose: bool
@@ -442,7 +418,7 @@ class NerdctlShim(Shim):
         pods = self.view.converted(SANDBOX_KIND, convert.pod_from_row)
         if pods is not None:
             return pods
-        filters = self._hint_filters(hint.id, hint.label_selector) if hint else []
+        filters = build.ps_filters(hint.id, hint.label_selector) if hint else []
         return [convert.pod_from_row(row) for row in self._ps(SANDBOX_KIND, filters)]
 
     def pod_sandbox(self, pod_id: str) -> cri.PodSandbox:
@@ -480,7 +456,7 @@ class NerdctlShim(Shim):
     ) -> str:
         """CreateContainer once image mounts are binds; ``reported_mounts`` as requested."""
         requested = config.image.image
-        image = self.images.status(requested)
+        image = self.image_memo.get(requested, self.images.status)
         if image is None:
             raise NotFoundError(
                 f"image {requested!r} not found in containerd namespace {self.options.namespace}"
@@ -557,7 +533,7 @@ class NerdctlShim(Shim):
         except CRIError:
             self.view.invalidate()  # nerdctl's error label came in an update: read it again
             raise
-        self.view.await_state(container_id, lambda e: e is None or e.status != CREATED)
+        self.view.await_state(container_id, started)
         if self.staging.staged():
             # runc has made the container's own copy of staged mounts: the host's can go
             self.staging.release_quietly(self._name_of(container_id))
@@ -573,24 +549,19 @@ class NerdctlShim(Shim):
         self.runner.run(
             ["stop", "-t", str(timeout), container_id], timeout=self.options.timeout + timeout
         )
-        self.view.await_state(container_id, _not_running)
+        self.view.await_state(container_id, not_running)
 
     def remove_container(self, container_id: str) -> None:
         # staged mounts of a container never started: its name is needed to find them
         name = self._name_of(container_id) if self.staging.staged() else ""
         self.runner.run(["rm", container_id])
-        self.view.await_state(container_id, _gone)
+        self.view.await_state(container_id, gone)
         if name:
             self.staging.release_quietly(name)
         self.volumes.prune(self._names)
-        with self._log_lock:
+        with self._lock:
             self._spec_users.pop(container_id, None)
-        # the container is gone: let its copier write what is left, then forget it
-        with self._log_lock:
-            done = self._log_done.pop(container_id, None)
-        if done is not None:
-            done.set()
-        self.copiers.finish(container_id, LOG_DRAIN_TIMEOUT if done is not None else 0)
+        self.logs.forget(container_id)
 
     def _name_of(self, container_id: str) -> str:
         entry = self._viewed(container_id, CONTAINER_KIND)
@@ -604,10 +575,10 @@ class NerdctlShim(Shim):
             return containers
         filters: list[str] = []
         if hint is not None:
-            filters = self._hint_filters(hint.id, hint.label_selector)
+            filters = build.ps_filters(hint.id, hint.label_selector)
             # the CRI filters on an id prefix, a label filter matches whole values
-            if len(hint.pod_sandbox_id) == 64 and _PLAIN.match(hint.pod_sandbox_id):
-                filters.append(f"label={SANDBOX_ID_LABEL}={hint.pod_sandbox_id}")
+            if len(hint.pod_sandbox_id) == 64:
+                filters += build.ps_filters("", {SANDBOX_ID_LABEL: hint.pod_sandbox_id})
         return [convert.container_from_row(row) for row in self._ps(CONTAINER_KIND, filters)]
 
     def container_state(self, container_id: str) -> cri.ContainerState:
@@ -627,7 +598,7 @@ class NerdctlShim(Shim):
         oom = exited and int(state.get("ExitCode") or 0) != 0 and self._oom_killed(data)
         if exited:
             finished = to_ns(state.get("FinishedAt") or "")
-            self._complete_log(full_id, convert.raw_labels(data), finished)
+            self.logs.complete(full_id, labelcodec.join(convert.raw_labels(data)), finished)
         status = convert.container_status(data, runc.started_ns if runc else 0, oom)
         user = self._user(full_id, runc)
         if user is not None:
@@ -649,12 +620,12 @@ class NerdctlShim(Shim):
             running = process_user(runc.init_pid)
             if running is not None:
                 return running
-        with self._log_lock:
+        with self._lock:
             if container_id in self._spec_users:
                 return self._spec_users[container_id]
         found = self.runner.json(["container", "inspect", "--mode", "native", container_id])
         user = convert.spec_user(found[0]) if found else None
-        with self._log_lock:
+        with self._lock:
             self._spec_users[container_id] = user
         return user
 
@@ -749,55 +720,9 @@ class NerdctlShim(Shim):
         labels = convert.raw_labels(data)
         path = interactive.json_log_path(labels.get("nerdctl/state-dir", ""), full_id)
         parent = convert.decoded(data).extra.get("cgroup-parent", "")
-        interactive.attach_log(path, self._alive_check(full_id, parent), io)
+        interactive.attach_log(path, self.logs.alive_check(full_id, parent), io)
 
     # -- logs ------------------------------------------------------------------
-
-    def _attach_logs(self, container_id: str, labels: Mapping[str, str]) -> None:
-        """Start copying the container's json log into its CRI log file."""
-        meta = convert.decoded({"Labels": labels})
-        state_dir = labels.get("nerdctl/state-dir", "")
-        if not meta.log_path or not state_dir:
-            return
-        engine_log = f"{state_dir}/{container_id}-json.log"
-        with self._log_lock:
-            done = self._log_done.setdefault(container_id, threading.Event())
-        alive = self._alive_check(container_id, meta.extra.get("cgroup-parent", ""))
-        source = json_log_source(engine_log, alive, done)
-        self.copiers.ensure(container_id, meta.log_path, source)
-
-    def _complete_log(self, container_id: str, labels: Mapping[str, str], finished_ns: int) -> None:
-        """Once a container has exited, its CRI log holds all it wrote: the kubelet
-        and critest read it as soon as the status says EXITED."""
-        with self._log_lock:
-            done = self._log_done.get(container_id)
-        if done is None:  # exited before its copier started, or before a restart
-            self._attach_logs(container_id, labelcodec.join(labels))
-            with self._log_lock:
-                done = self._log_done.get(container_id)
-        if done is None:
-            return  # no CRI log to write
-        if not done.is_set():
-            # nerdctl's logger outlives the container (until its task is deleted), so
-            # only time says it has written the last output: give it LOG_FLUSH
-            age = time.time() - finished_ns / 1e9 if finished_ns else 0.0
-            if age < LOG_FLUSH:
-                time.sleep(LOG_FLUSH - max(age, 0.0))
-            done.set()  # the copier reads to the end of the file and stops
-        self.copiers.wait(container_id, LOG_DRAIN_TIMEOUT)
-
-    def _alive_check(self, container_id: str, cgroup_parent: str) -> Callable[[], bool]:
-        """Whether the container's init still runs, from files (no nerdctl process)."""
-        runc_root, namespace, cgroups = self.options.runc_root, self.options.namespace, self.cgroups
-
-        def alive() -> bool:
-            state = RuncState.load(runc_root, namespace, container_id)
-            if state is not None:
-                return state.alive()
-            # no runc state (another OCI runtime?): any process left in its cgroup
-            return bool(cgroups.procs(container_id, cgroup_parent))
-
-        return alive
 
     def _attach_logs_by_id(self, container_id: str) -> None:
         try:
@@ -810,7 +735,7 @@ class NerdctlShim(Shim):
         except CRIError as err:
             log.warning("cannot follow the log of %s: %s", container_id[:13], err.message)
             return
-        self._attach_logs(container_id, labels)
+        self.logs.attach(container_id, labelcodec.join(labels))
 
     def _recover(self) -> None:
         """At start-up: resume copying the log of every container that has one, release
@@ -830,11 +755,11 @@ class NerdctlShim(Shim):
             if labels.get(KIND_LABEL) != CONTAINER_KIND:
                 continue
             if convert.container_from_row(row).state != cri.CONTAINER_CREATED:
-                self._attach_logs(row["ID"], labels)
+                self.logs.attach(row["ID"], labels)
         self.pod_network.sweep({row["ID"] for row in rows})
 
     def reopen_container_log(self, container_id: str) -> None:
-        if self.copiers.reopen(container_id):
+        if self.logs.reopen(container_id):
             return
         # no live copier (it ended, or the server restarted): start one on a new file
         data = self._inspect(container_id, CONTAINER_KIND)
@@ -843,7 +768,7 @@ class NerdctlShim(Shim):
         if cri_path:
             Path(cri_path).parent.mkdir(parents=True, exist_ok=True)
             Path(cri_path).touch()
-        self._attach_logs(container_id, labelcodec.join(labels))
+        self.logs.attach(container_id, labelcodec.join(labels))
 
     # -- stats (see stats.py) ---------------------------------------------------
 
@@ -856,7 +781,7 @@ class NerdctlShim(Shim):
                 return []  # removed since it was listed: left out, as a ps would leave it
             return [stats.container_stats(self.cgroups, data)]
         wanted = set(container_ids)
-        rows = self._ps(CONTAINER_KIND)
+        rows = self._pycri_rows()
         return [stats.container_stats(self.cgroups, row) for row in rows if row["ID"] in wanted]
 
     def pod_sandbox_stats(self, pod_ids: Sequence[str]) -> list[cri.PodSandboxStats]:
@@ -864,7 +789,7 @@ class NerdctlShim(Shim):
         wanted = set(pod_ids)
         pods: dict[str, dict[str, Any]] = {}
         members: dict[str, list[dict[str, Any]]] = {pod_id: [] for pod_id in wanted}
-        for row in self._ps(None, [f"label={KIND_LABEL}"]):
+        for row in self._pycri_rows():
             labels = row.get("Labels") or {}
             if labels.get(KIND_LABEL) == SANDBOX_KIND and row["ID"] in wanted:
                 pods[row["ID"]] = row
@@ -882,7 +807,7 @@ class NerdctlShim(Shim):
     def pod_sandbox_metrics(self) -> list[cri.PodSandboxMetrics]:
         """One ``ps``; the rest from runc's state and the kernel (see metrics.py)."""
         return metrics.pod_sandbox_metrics(
-            self._ps(None, [f"label={KIND_LABEL}"]),
+            self._pycri_rows(),
             self._runc,
             self.options.cgroup_root,
             self.options.containerd_root,
@@ -905,10 +830,16 @@ class NerdctlShim(Shim):
         auth: cri.AuthConfig | None,
         progress: Callable[[PullProgress], None] | None = None,
     ) -> str:
-        return self.images.pull(image, auth)
+        try:
+            return self.images.pull(image, auth)
+        finally:
+            self.image_memo.clear()
 
     def remove_image(self, image: str) -> None:
-        self.images.remove(image)
+        try:
+            self.images.remove(image)
+        finally:
+            self.image_memo.clear()  # its event may still be on its way
 
     def image_fs_info(self) -> cri.ImageFsInfoResponse:
         return self.images.fs_info()
@@ -919,14 +850,6 @@ class NerdctlShim(Shim):
             "engine": self.runtime_version(),
             "namespace": self.options.namespace,
         }
-
-
-def _not_running(entry: Entry | None) -> bool:
-    return entry is None or not entry.status.startswith(("Up", "Paused"))
-
-
-def _gone(entry: Entry | None) -> bool:
-    return entry is None
 
 
 def _cgroup_parent(runc: RuncState, controller: str) -> str:

@@ -41,14 +41,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import IO, Any, TypeVar
+from typing import IO, Any, Generic, TypeVar
 
 from pycri.core.engine import KIND_LABEL
 from pycri.errors import CRIError
 
 from .runner import NerdctlRunner
 
-__all__ = ["ContainerView", "EngineEvent", "Entry", "parse_event"]
+__all__ = ["ContainerView", "EngineEvent", "Entry", "ImageMemo", "parse_event"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -72,6 +72,19 @@ CREATED, RUNNING, PAUSED = "Created", "Up", "Paused"
 
 def exited(code: int) -> str:
     return f"Exited ({code})"
+
+
+def started(entry: Entry | None) -> bool:
+    """An await_state condition: the container's task has started (or it is gone)."""
+    return entry is None or entry.status != CREATED
+
+
+def not_running(entry: Entry | None) -> bool:
+    return entry is None or not entry.status.startswith((RUNNING, PAUSED))
+
+
+def gone(entry: Entry | None) -> bool:
+    return entry is None
 
 
 def _rfc3339(seconds: float) -> str:
@@ -236,6 +249,8 @@ class ContainerView:
         #: generation of the stream: +1 whenever a new one is live (tests, Status info)
         self.generation = 0
         self.rebuilds = 0
+        #: +1 on every image event of the namespace and every rebuild (ImageMemo)
+        self._image_epoch = 0
         self._thread: threading.Thread | None = None
         self._ns_marker = f'"Namespace":{json.dumps(namespace)}'.encode()
 
@@ -306,6 +321,15 @@ class ContainerView:
                     item = entry.cached[kind] = make(entry.row())
                 made.append(item)
             return made
+
+    def image_epoch(self) -> int | None:
+        """What ImageMemo keys its answers by; None when the view is not fresh."""
+        with self._lock:
+            return self._image_epoch if self._fresh else None
+
+    def images_changed(self) -> None:
+        with self._lock:
+            self._image_epoch += 1
 
     def entry(self, container_id: str) -> tuple[bool, Entry | None]:
         """(fresh, the container's entry); an entry is only trusted when fresh."""
@@ -471,6 +495,7 @@ class ContainerView:
             self._fresh = complete and not self._dirty
             self._dirty = self._dirty or not complete
             self.rebuilds += 1
+            self._image_epoch += 1
             self._lock.notify_all()
 
     def _watch(self, process: subprocess.Popen[bytes]) -> None:
@@ -535,6 +560,8 @@ class ContainerView:
                 return
             if event.namespace != self.namespace:
                 return
+            if event.topic.startswith("/images/"):
+                self._image_epoch += 1
             if self._buffer is not None:
                 self._buffer.append(event)
                 return
@@ -548,6 +575,34 @@ class ContainerView:
                 self._on_event(event, entry)
             except Exception:
                 log.exception("handling event %s failed", event.topic)
+
+
+class ImageMemo(Generic[T]):
+    """Image lookups kept while the view is fresh and no image of the namespace has
+    changed since (containerd's /images/ events; a rebuild forgets them all)."""
+
+    def __init__(self, view: ContainerView) -> None:
+        self.view = view
+        self._kept: dict[str, tuple[int, T]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, ref: str, look: Callable[[str], T | None]) -> T | None:
+        epoch = self.view.image_epoch()
+        if epoch is not None:
+            with self._lock:
+                kept = self._kept.get(ref)
+            if kept is not None and kept[0] == epoch:
+                return kept[1]
+        value = look(ref)
+        if value is not None and epoch is not None and self.view.image_epoch() == epoch:
+            with self._lock:
+                self._kept[ref] = (epoch, value)
+        return value
+
+    def clear(self) -> None:
+        """The shim itself pulled or removed an image (its event may still be on its way)."""
+        with self._lock:
+            self._kept.clear()
 
 
 def _lines(stream: IO[bytes]) -> Iterator[bytes]:
