@@ -20,7 +20,8 @@ CreateContainer                            1 ``create`` (core's pod lookups: the
 StartContainer                             1, + 1 ``inspect`` off the RPC's path
                                            when the view lacks the labels
 StopContainer, RemoveContainer             1 ``stop``/``rm`` (core's state: the view)
-StopPodSandbox, RemovePodSandbox           2 (``inspect``; ``stop``/``rm``), + 1 per
+StopPodSandbox, RemovePodSandbox           1 ``stop``/``rm`` (+ 1 ``inspect`` until the
+                                           view has nerdctl's labels), + 1 per
                                            container to stop/remove; + CNI cleanup
                                            (cni.py): 1 plugin DEL, 1 ``iptables
                                            -S`` (+ 1 restore if a rule is left)
@@ -45,7 +46,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -84,7 +84,7 @@ from pycri.streaming.streams import PortConnection, StreamIO
 from . import args as build
 from . import convert, interactive, metrics, specedit, stats
 from . import labels as labelcodec
-from .cni import PodNetwork, networks_of
+from .cni import NETWORKS_LABEL, PodNetwork, network_problem, networks_of
 from .host import Cgroups, RuncState, exec_processes, kill_pids
 from .image_volumes import ImageVolumes, with_image_refs
 from .images import ImageStore
@@ -92,7 +92,7 @@ from .logfollow import LogFollowers
 from .options import NerdctlOptions
 from .runner import NerdctlRunner, error_for
 from .timestamps import to_ns
-from .view import ContainerView, Entry, ImageMemo, gone, not_running, started
+from .view import ContainerView, EngineEvent, Entry, ImageMemo, gone, not_running, started
 
 __all__ = ["NerdctlShim"]
 
@@ -136,7 +136,9 @@ class NerdctlShim(Shim):
         self._wrapper: str | None = None
         self.staging = RROStaging(f"{self.options.state_dir}/rro/{self.options.namespace}")
         #: lists and core's lookups without a process while it is fresh (view.py)
-        self.view = ContainerView(self.runner, self.options.namespace, lambda: self._ps(None))
+        self.view = ContainerView(
+            self.runner, self.options.namespace, lambda: self._ps(None), self._spontaneous
+        )
         self.image_memo: ImageMemo[cri.Image] = ImageMemo(self.view)
         if watch_events:
             self.view.start()
@@ -296,7 +298,9 @@ class NerdctlShim(Shim):
                 reason="ContainerdUnreachable",
                 message=err.message,
             )
-        problem = self._network_problem()
+        problem = network_problem(
+            self.options.cni_path, self.options.cni_netconfpath, self.options.network
+        )
         network = cri.RuntimeCondition(
             type="NetworkReady",
             status=problem is None,
@@ -304,21 +308,6 @@ class NerdctlShim(Shim):
             message=problem or "",
         )
         return [runtime, network]
-
-    def _network_problem(self) -> str | None:
-        """Why pods could not get a network, judged from files (no process)."""
-        for plugin in ("bridge", "host-local", "portmap"):
-            if not os.access(Path(self.options.cni_path) / plugin, os.X_OK):
-                return f"CNI plugin {plugin!r} not found in {self.options.cni_path}"
-        if self.options.network == "bridge":
-            return None  # nerdctl writes its default network's config itself
-        for conf in Path(self.options.cni_netconfpath).glob("*.conf*"):
-            try:
-                if json.loads(conf.read_text()).get("name") == self.options.network:
-                    return None
-            except (OSError, ValueError):
-                continue
-        return f"no CNI network {self.options.network!r} in {self.options.cni_netconfpath}"
 
     def supplemental_groups_policy(self, runtime_handler: str | None = None) -> bool:
         return True  # Strict: the runc wrapper (specedit.py), for the init and every exec
@@ -377,27 +366,35 @@ class NerdctlShim(Shim):
         self.view.await_state(pod_id, started)
         return pod_id
 
-    def stop_pod_sandbox(self, pod_id: str) -> None:
+    def _pod(self, pod_id: str) -> tuple[str, bool, dict[str, str]]:
+        """(id, running, engine labels): from the view once it has nerdctl's labels."""
+        entry = self._viewed(pod_id, SANDBOX_KIND)
+        if entry is not None and NETWORKS_LABEL in (entry.labels or {}):
+            return entry.id, not not_running(entry), dict(entry.labels or {})
         data = self._inspect(pod_id, SANDBOX_KIND)
-        if (data.get("State") or {}).get("Running"):
+        return data["Id"], bool((data.get("State") or {}).get("Running")), convert.raw_labels(data)
+
+    def stop_pod_sandbox(self, pod_id: str) -> None:
+        full_id, running, labels = self._pod(pod_id)
+        if running:
             self.runner.run(
                 ["stop", "-t", str(SANDBOX_STOP_TIMEOUT), pod_id],
                 timeout=self.options.timeout + SANDBOX_STOP_TIMEOUT,
             )
-            self.view.await_state(data["Id"], not_running)
+            self.view.await_state(full_id, not_running)
         # nerdctl releases the address only on rm and never the masquerade rule (cni.py);
         # also when the pause died first, and on every repeated stop (after a kill -9)
-        self.pod_network.release(data["Id"], networks_of(convert.raw_labels(data)))
+        self.pod_network.release(full_id, networks_of(labels))
 
     def remove_pod_sandbox(self, pod_id: str) -> None:
-        data = self._inspect(pod_id, SANDBOX_KIND)
-        if (data.get("State") or {}).get("Running"):
+        full_id, running, labels = self._pod(pod_id)
+        if running:
             self.stop_pod_sandbox(pod_id)  # core stops a ready pod first; this is the race
         else:
             # before rm: once the container is gone nothing names the pod's rules any more
-            self.pod_network.release(data["Id"], networks_of(convert.raw_labels(data)))
+            self.pod_network.release(full_id, networks_of(labels))
         self.runner.run(["rm", pod_id])
-        self.view.await_state(data["Id"], gone)
+        self.view.await_state(full_id, gone)
 
     def pod_sandbox_status(
         self, pod_id: str, verbose: bool
@@ -528,12 +525,13 @@ class NerdctlShim(Shim):
         return container_id
 
     def start_container(self, container_id: str) -> None:
-        try:
-            self.runner.run(["start", container_id])
-        except CRIError:
-            self.view.invalidate()  # nerdctl's error label came in an update: read it again
-            raise
-        self.view.await_state(container_id, started)
+        with self.view.expecting(container_id):
+            try:
+                self.runner.run(["start", container_id])
+            except CRIError:
+                self.view.invalidate()  # nerdctl's error label came in an update: read it
+                raise
+            self.view.await_state(container_id, started)
         if self.staging.staged():
             # runc has made the container's own copy of staged mounts: the host's can go
             self.staging.release_quietly(self._name_of(container_id))
@@ -546,22 +544,29 @@ class NerdctlShim(Shim):
         ).start()
 
     def stop_container(self, container_id: str, timeout: int) -> None:
-        self.runner.run(
-            ["stop", "-t", str(timeout), container_id], timeout=self.options.timeout + timeout
-        )
-        self.view.await_state(container_id, not_running)
+        with self.view.expecting(container_id):
+            self.runner.run(
+                ["stop", "-t", str(timeout), container_id], timeout=self.options.timeout + timeout
+            )
+            self.view.await_state(container_id, not_running)
 
     def remove_container(self, container_id: str) -> None:
         # staged mounts of a container never started: its name is needed to find them
         name = self._name_of(container_id) if self.staging.staged() else ""
-        self.runner.run(["rm", container_id])
-        self.view.await_state(container_id, gone)
+        with self.view.expecting(container_id):
+            self.runner.run(["rm", container_id])
+            self.view.await_state(container_id, gone)
         if name:
             self.staging.release_quietly(name)
         self.volumes.prune(self._names)
         with self._lock:
             self._spec_users.pop(container_id, None)
         self.logs.forget(container_id)
+
+    def _spontaneous(self, event: EngineEvent) -> None:
+        """What nobody asked pycri for (an exit, a change behind its back): its CRI event."""
+        if (message := convert.container_event(event)) is not None:
+            self.emit_event(message)
 
     def _name_of(self, container_id: str) -> str:
         entry = self._viewed(container_id, CONTAINER_KIND)

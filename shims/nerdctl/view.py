@@ -40,10 +40,11 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Any, Generic, TypeVar
 
-from pycri.core.engine import KIND_LABEL
+from pycri.core.engine import CONTAINER_KIND, KIND_LABEL
 from pycri.errors import CRIError
 
 from .runner import NerdctlRunner
@@ -231,7 +232,7 @@ class ContainerView:
         runner: NerdctlRunner,
         namespace: str,
         snapshot: Callable[[], list[dict[str, Any]]],
-        on_event: Callable[[EngineEvent, Entry | None], None] | None = None,
+        on_event: Callable[[EngineEvent], None] | None = None,
     ) -> None:
         self.runner = runner
         self.namespace = namespace
@@ -243,6 +244,8 @@ class ContainerView:
         self._dirty = False
         self._buffer: list[EngineEvent] | None = None
         self._probes: set[str] = set()
+        #: containers the shim is changing itself (core reports those changes)
+        self._expected: dict[str, int] = {}
         self._probe_seen = False
         self._closed = threading.Event()
         self._process: subprocess.Popen[bytes] | None = None
@@ -356,6 +359,20 @@ class ContainerView:
             entry.image = entry.image or image
             entry.cached.clear()
             self._lock.notify_all()
+
+    @contextmanager
+    def expecting(self, container_id: str) -> Iterator[None]:
+        """The shim changes the container: its events are not passed on to ``on_event``
+        (core publishes the CRI event of an RPC's own change)."""
+        with self._lock:
+            self._expected[container_id] = self._expected.get(container_id, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                left = self._expected.pop(container_id) - 1
+                if left:
+                    self._expected[container_id] = left
 
     def await_state(self, container_id: str, done: Callable[[Entry | None], bool]) -> None:
         """Wait until the stream has brought what ``done`` expects of the container.
@@ -520,6 +537,7 @@ class ContainerView:
             found = result.json() if result.stdout.strip() else []
         except ValueError:
             found = []
+        appeared: list[EngineEvent] = []
         with self._lock:
             for data in found if isinstance(found, list) else []:
                 entry = self._entries.get(str(data.get("Id") or ""))
@@ -530,12 +548,18 @@ class ContainerView:
                 entry.created = str(data.get("Created") or entry.created)
                 entry.image = str(data.get("Image") or entry.image)
                 entry.cached.clear()
+                if self._fresh and entry.labels.get(KIND_LABEL) == CONTAINER_KIND:
+                    appeared.append(
+                        EngineEvent("/containers/create", self.namespace, entry.id, entry.created)
+                    )
             now = time.monotonic()
             for cid in ids:  # gone meanwhile (its delete event follows), or inspect failed
                 entry = self._entries.get(cid)
                 if entry is not None and entry.labels is None:
                     entry.since = now
             self._lock.notify_all()
+        for event in appeared:
+            self._pass_on(event)
 
     def _read(self, stream: IO[bytes]) -> None:
         for line in _lines(stream):
@@ -551,7 +575,6 @@ class ContainerView:
             self._lock.notify_all()
 
     def _feed(self, event: EngineEvent) -> None:
-        entry: Entry | None = None
         with self._lock:
             if event.probe:
                 if event.probe in self._probes:
@@ -565,14 +588,23 @@ class ContainerView:
             if self._buffer is not None:
                 self._buffer.append(event)
                 return
+            before = self._entries.get(event.container_id)
+            kind = (before.labels or {}).get(KIND_LABEL) if before is not None else None
             if not apply_event(self._entries, event):
                 self._mark_stale()
                 return
-            entry = self._entries.get(event.container_id)
             self._lock.notify_all()
+            # what nobody asked pycri for: an exit, a change behind its back
+            spontaneous = (
+                self._fresh and kind == CONTAINER_KIND and event.container_id not in self._expected
+            )
+        if spontaneous:
+            self._pass_on(event)
+
+    def _pass_on(self, event: EngineEvent) -> None:
         if self._on_event is not None:
             try:
-                self._on_event(event, entry)
+                self._on_event(event)
             except Exception:
                 log.exception("handling event %s failed", event.topic)
 

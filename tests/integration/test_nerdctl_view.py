@@ -71,7 +71,7 @@ def poll(what: str, done: Callable[[], bool], limit: float = POLL) -> float:
 
 
 def fresh(shim: NerdctlShim) -> None:
-    poll("view fresh", lambda: shim.view.fresh, 60)
+    poll("view fresh", lambda: shim.view.fresh, 120)
 
 
 class Kube:
@@ -215,7 +215,7 @@ def test_a_killed_event_stream_is_replaced_and_the_view_rebuilt(
     # behind pycri's back while the stream is down or coming back: not lost either way
     nerdctl("rm", "-f", victim)
     poll("the removal", lambda: victim not in kube.states())
-    poll("a new stream", lambda: shim.view.generation > generation and shim.view.fresh, 60)
+    poll("a new stream", lambda: shim.view.generation > generation and shim.view.fresh, 120)
     assert shim.view.rebuilds > rebuilds
     assert shim.view.stream_pid not in (None, pid)
     assert kube.states()[survivor] == cri.CONTAINER_RUNNING
@@ -277,7 +277,7 @@ def test_kill9_of_the_server_loses_nothing(tmp_path: Path, nerdctl_ready: None) 
             info = client.status(cri.StatusRequest(verbose=True)).info
             return bool(json.loads(info["containerView"])["fresh"])
 
-        poll("the view after a restart", view_fresh, 60)
+        poll("the view after a restart", view_fresh, 120)
         assert listed() == wanted
         pods = client.list_pod_sandbox(
             cri.ListPodSandboxRequest(filter=cri.PodSandboxFilter(label_selector=selector))
@@ -296,3 +296,42 @@ def test_kill9_of_the_server_loses_nothing(tmp_path: Path, nerdctl_ready: None) 
         server.stop()
         left = nerdctl("ps", "-a", "-q", "--filter", f"label=pycri.view-test={run_id}")
         assert not left.split(), f"left in containerd: {left}"
+
+
+def test_container_events_come_from_the_stream_once_each(
+    shim: NerdctlShim, runtime: CRIRuntime, kube: Kube
+) -> None:
+    """GetContainerEvents: core reports the RPCs' own changes, the stream what nobody
+    asked for (an exit, a removal behind pycri's back); nothing twice."""
+    fresh(shim)
+    subscription = runtime.events.subscribe()
+    try:
+        pod = kube.pod("node-local-dns-8kq2w")
+        own = kube.container(pod, "node-cache", ["sleep", "3600"])
+        exits = kube.container(pod, "init-iptables", ["sh", "-c", "sleep 1"])
+        behind = kube.container(pod, "dns-autoscaler", ["sleep", "3600"])
+        kube.runtime.stop_container(cri.StopContainerRequest(container_id=own))
+        poll("the exit", lambda: kube.states()[exits] == cri.CONTAINER_EXITED)
+        nerdctl("rm", "-f", behind)
+        poll("the removal", lambda: behind not in kube.states())
+        seen: list[tuple[str, int]] = []
+        deadline = time.monotonic() + POLL
+        settled = 0.0  # once the last event is in: half a second more for a duplicate
+        for event in subscription.events(poll=0.05):
+            if event is not None:
+                seen.append((event.container_id, event.container_event_type))
+            now = time.monotonic()
+            if not settled and (behind, cri.CONTAINER_DELETED_EVENT) in seen:
+                settled = now + 0.5
+            if (settled and now > settled) or now > deadline:
+                break
+    finally:
+        subscription.close()
+    for container_id in (own, exits, behind):
+        ours = [kind for cid, kind in seen if cid == container_id]
+        assert ours.count(cri.CONTAINER_CREATED_EVENT) == 1, ours
+        assert ours.count(cri.CONTAINER_STARTED_EVENT) == 1, ours
+    assert [k for c, k in seen if c == own].count(cri.CONTAINER_STOPPED_EVENT) == 1
+    assert (exits, cri.CONTAINER_STOPPED_EVENT) in seen  # nobody asked: from the stream
+    assert (behind, cri.CONTAINER_STOPPED_EVENT) in seen
+    assert (behind, cri.CONTAINER_DELETED_EVENT) in seen

@@ -278,3 +278,38 @@ def test_image_memo_forgets_on_image_events() -> None:
     view._feed(event)
     assert memo.get("busybox", look) == "sha256:3"
     assert calls == ["busybox"] * 3
+
+
+def test_container_events_as_the_cri_reports_them() -> None:
+    kinds = [
+        (e.topic, message.container_event_type)
+        for e in events()
+        if e.container_id == X and (message := convert.container_event(e)) is not None
+    ]
+    assert kinds == [
+        ("/containers/create", cri.CONTAINER_CREATED_EVENT),
+        ("/tasks/start", cri.CONTAINER_STARTED_EVENT),
+        ("/tasks/exit", cri.CONTAINER_STOPPED_EVENT),  # the init's; the exec's is left out
+        ("/containers/delete", cri.CONTAINER_DELETED_EVENT),
+    ]
+    stopped = convert.container_event(ours("/tasks/exit", X)[-1])
+    assert stopped is not None
+    assert stopped.created_at == 1796313795828851651  # the envelope's timestamp
+
+
+def test_only_unasked_changes_of_pycri_containers_are_passed_on() -> None:
+    passed: list[str] = []
+    container = {**pod_row("f" * 64), "Labels": {KIND_LABEL: "container"}}
+    view = ContainerView(
+        NerdctlRunner("/nonexistent/nerdctl", [], 1.0),
+        NS,
+        lambda: [container, pod_row("a" * 64)],
+        lambda event: passed.append(f"{event.topic} {event.container_id[0]}"),
+    )
+    view._rebuild()
+    with view.expecting("f" * 64):
+        view._feed(line("/tasks/exit", "f" * 64, id="f" * 64, exit_status=0))  # its own stop
+    view._feed(line("/tasks/start", "f" * 64))  # started behind pycri's back
+    view._feed(line("/tasks/exit", "a" * 64, id="a" * 64))  # a pod: no container event
+    view._feed(line("/containers/delete", "f" * 64))
+    assert passed == ["/tasks/start f", "/containers/delete f"]
