@@ -26,8 +26,14 @@ How it stays right:
   listed once one ``container inspect`` has read its labels (after
   :data:`FILL_GRACE`, in which its creator, if the shim, claims it).
 
+* **GetContainerEvents** gets from the stream what nobody asked pycri for
+  (a container's exit, a change behind its back): the shim passes on the
+  events of pycri's containers unless it is changing that container itself
+  (:meth:`ContainerView.expecting`), whose CRI event core publishes.
+
 nerdctl 1.7's ``events`` subscribes to every namespace; the lines of other
-namespaces are dropped before they are parsed.
+namespaces are dropped before they are parsed. The probe leaves one label,
+``io.pycri.events-probe``, on the shim's namespace.
 """
 
 from __future__ import annotations
