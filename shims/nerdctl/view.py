@@ -69,7 +69,7 @@ PROBE_INTERVAL = 0.2
 #: seconds a container created behind the shim's back waits for a claim before it is inspected
 FILL_GRACE = 0.3
 #: seconds a mutation waits for its own event before the view is declared stale
-AWAIT_TIMEOUT = 3.0
+AWAIT_TIMEOUT = 10.0
 #: first and longest pause between restarts of a stream that keeps failing
 BACKOFF = (0.1, 5.0)
 
@@ -252,6 +252,8 @@ class ContainerView:
         self._probes: set[str] = set()
         #: containers the shim is changing itself (core reports those changes)
         self._expected: dict[str, int] = {}
+        #: what the shim said of the containers it created (a rebuild's ps may miss them)
+        self._claims: dict[str, tuple[str, str, dict[str, str]]] = {}
         self._probe_seen = False
         self._closed = threading.Event()
         self._process: subprocess.Popen[bytes] | None = None
@@ -355,15 +357,12 @@ class ContainerView:
     def claim(self, container_id: str, name: str, image: str, labels: Mapping[str, str]) -> None:
         """A container the shim just created: its labels (containerd's event has none)."""
         with self._lock:
+            self._claims[container_id] = (name, image, dict(labels))
             entry = self._entries.get(container_id)
             if entry is None:
                 entry = Entry(container_id, CREATED, _rfc3339(time.time()))
                 self._entries[container_id] = entry
-            if entry.labels is None:
-                entry.labels = dict(labels)
-            entry.name = entry.name or name
-            entry.image = entry.image or image
-            entry.cached.clear()
+            _claimed(entry, self._claims[container_id])
             self._lock.notify_all()
 
     @contextmanager
@@ -514,6 +513,10 @@ class ContainerView:
             entries = {str(row["ID"]): Entry.from_row(row) for row in rows if row.get("ID")}
             buffered, self._buffer = self._buffer or [], None
             complete = all(apply_event(entries, event) for event in buffered)
+            # a container the shim created while ps ran: its create event made it a stub
+            self._claims = {cid: c for cid, c in self._claims.items() if cid in entries}
+            for cid, claim in self._claims.items():
+                _claimed(entries[cid], claim)
             self._entries = entries
             self._fresh = complete and not self._dirty
             self._dirty = self._dirty or not complete
@@ -599,6 +602,8 @@ class ContainerView:
             if not apply_event(self._entries, event):
                 self._mark_stale()
                 return
+            if event.topic == "/containers/delete":
+                self._claims.pop(event.container_id, None)
             self._lock.notify_all()
             # what nobody asked pycri for: an exit, a change behind its back
             spontaneous = (
@@ -641,6 +646,15 @@ class ImageMemo(Generic[T]):
         """The shim itself pulled or removed an image (its event may still be on its way)."""
         with self._lock:
             self._kept.clear()
+
+
+def _claimed(entry: Entry, claim: tuple[str, str, dict[str, str]]) -> None:
+    name, image, labels = claim
+    if entry.labels is None:
+        entry.labels = dict(labels)
+        entry.cached.clear()
+    entry.name = entry.name or name
+    entry.image = entry.image or image
 
 
 def _lines(stream: IO[bytes]) -> Iterator[bytes]:

@@ -313,3 +313,21 @@ def test_only_unasked_changes_of_pycri_containers_are_passed_on() -> None:
     view._feed(line("/tasks/exit", "a" * 64, id="a" * 64))  # a pod: no container event
     view._feed(line("/containers/delete", "f" * 64))
     assert passed == ["/tasks/start f", "/containers/delete f"]
+
+
+def test_a_claim_made_while_a_rebuild_runs_ps_is_kept() -> None:
+    new = "9" * 64
+    labels = {KIND_LABEL: "podsandbox", "io.kubernetes.pod.name": "coredns-7db6d8ff4d-x2k9p"}
+
+    def snapshot() -> list[dict[str, Any]]:
+        # RunPodSandbox finishes while ps runs: ps missed the pod, its events are buffered
+        view._feed(line("/containers/create", new, image="registry.k8s.io/pause:3.9"))
+        view._feed(line("/tasks/start", new))
+        view.claim(new, "k8s_POD_coredns", "registry.k8s.io/pause:3.9", labels)
+        return []
+
+    view = ContainerView(NerdctlRunner("/nonexistent/nerdctl", [], 1.0), NS, snapshot)
+    view._rebuild()
+    pods = view.converted("podsandbox", convert.pod_from_row)
+    assert pods is not None
+    assert [(p.id, p.state) for p in pods] == [(new, cri.SANDBOX_READY)]
