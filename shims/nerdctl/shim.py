@@ -19,7 +19,8 @@ CreateContainer                            1 ``create`` (core's pod lookups: the
                                            until an image event or a rebuild
 StartContainer                             1, + 1 ``inspect`` off the RPC's path
                                            when the view lacks the labels
-StopContainer, RemoveContainer             1 ``stop``/``rm`` (core's state: the view)
+StopContainer, RemoveContainer             1 ``stop``/``rm`` (core's state: the view);
+                                           + 1 ``ps`` while image volumes exist
 StopPodSandbox, RemovePodSandbox           1 ``stop``/``rm`` (+ 1 ``inspect`` until the
                                            view has nerdctl's labels), + 1 per
                                            container to stop/remove; + CNI cleanup
@@ -185,11 +186,11 @@ class NerdctlShim(Shim):
         return entry
 
     def _names(self, only_created: bool = False) -> set[str]:
-        """Names of the namespace's containers, pycri's or not (``Created`` ones alone)."""
-        rows = self.view.rows()
+        """Names of the namespace's containers, pycri's or not (``Created`` ones alone).
+        Always ``ps``: another shim's container may not be in this view yet."""
         return {
             str(row.get("Names") or "")
-            for row in (self._ps(None) if rows is None else rows)
+            for row in self._ps(None)
             if not only_created or str(row.get("Status") or "").lower().startswith("created")
         }
 

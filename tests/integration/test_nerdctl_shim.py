@@ -629,7 +629,9 @@ def test_a_hung_nerdctl_is_killed_without_zombies(tmp_path: Path) -> None:
     fake = tmp_path / "nerdctl"
     fake.write_text(f"#!/bin/sh\nsleep 300 &\necho $$ $! > {pids}\nwait\n")
     fake.chmod(0o755)
-    shim = NerdctlShim(NerdctlOptions(nerdctl=str(fake), timeout=1.0), recover_logs=False)
+    # no event stream: its long-running process would run the stand-in too
+    options = NerdctlOptions(nerdctl=str(fake), timeout=1.0)
+    shim = NerdctlShim(options, recover_logs=False, watch_events=False)
     try:
         started = time.monotonic()
         with pytest.raises(DeadlineExceededError, match="killed"):
