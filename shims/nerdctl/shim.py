@@ -186,8 +186,7 @@ class NerdctlShim(Shim):
         return entry
 
     def _names(self, only_created: bool = False) -> set[str]:
-        """Names of the namespace's containers, pycri's or not (``Created`` ones alone).
-        Always ``ps``: another shim's container may not be in this view yet."""
+        """Names of all the namespace's containers (``Created`` ones alone), by ``ps``."""
         return {
             str(row.get("Names") or "")
             for row in self._ps(None)
