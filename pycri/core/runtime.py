@@ -416,7 +416,9 @@ class CRIRuntime:
         return cri.UpdateContainerResourcesResponse()
 
     def _require_running(self, container_id: str, action: str) -> None:
-        state = self._container_state(container_id)
+        # the full status, not a shim's cached state: the container may have exited just now
+        status, _ = self.shim.container_status(container_id, False)
+        state = status.state
         if state != cri.CONTAINER_RUNNING:
             raise FailedPreconditionError(
                 f"container {container_id[:13]} is {_state_name(state, cri.ContainerState)}: "

@@ -26,7 +26,7 @@ StopPodSandbox, RemovePodSandbox           1 ``stop``/``rm`` (+ 1 ``inspect`` un
                                            container to stop/remove; + CNI cleanup
                                            (cni.py): 1 plugin DEL, 1 ``iptables
                                            -S`` (+ 1 restore if a rule is left)
-ExecSync                                   1 ``exec``
+ExecSync                                   1 ``exec`` (+ core's ``inspect``)
 Exec, Attach (streaming, interactive.py)   1 ``exec -i -t`` for the session; attach:
                                            1 ``inspect``, output from the json log
 ContainerStats / ListContainerStats        1 ``inspect`` / 0 (the view); numbers
