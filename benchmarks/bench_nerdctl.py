@@ -1,6 +1,6 @@
 """The pod lifecycle through pycri's nerdctl shim, raw nerdctl, and containerd's own CRI.
 
-    python benchmarks/bench_nerdctl.py [--rounds 5] [--scale 20]
+    python benchmarks/bench_nerdctl.py [--rounds 5] [--scale 110] [--containers 2]
 
 Three columns, measured in one run with the rounds interleaved so machine
 noise hits all alike:
@@ -11,8 +11,9 @@ noise hits all alike:
   /run/containerd/containerd.sock, driven by the same CRIClient (the peer).
 
 Then the nerdctl processes pycri spent per RPC (from the server's Status
-info), and, with ``--scale N``, list latency with N pods of one container
-each. Everything created is removed again.
+info), and, with ``--scale N``, list latency (median and p99) with N pods of
+``--containers`` running containers each (a full node: 110 pods x 2), and
+the nerdctl processes each list cost. Everything created is removed again.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -60,12 +62,12 @@ def pod_config(logs: Path) -> cri.PodSandboxConfig:
     )
 
 
-def container_config() -> cri.ContainerConfig:
+def container_config(name: str = "app") -> cri.ContainerConfig:
     return cri.ContainerConfig(
-        metadata=cri.ContainerMetadata(name="app"),
+        metadata=cri.ContainerMetadata(name=name),
         image=cri.ImageSpec(image=BUSYBOX),
         command=["sleep", "3600"],
-        log_path="app.log",
+        log_path=f"{name}.log",
         linux=cri.LinuxContainerConfig(),
     )
 
@@ -79,13 +81,18 @@ def cri_path(client: CRIClient, logs: Path, timings: Timings, created: list[str]
 
 
 def remove_pods(client: CRIClient, pod_ids: list[str]) -> None:
-    for pod_id in list(pod_ids):
+    """Stop and remove them, four at a time; those that fail stay in ``pod_ids``."""
+
+    def remove(pod_id: str) -> None:
         try:
             client.stop_pod_sandbox(cri.StopPodSandboxRequest(pod_sandbox_id=pod_id))
             client.remove_pod_sandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
             pod_ids.remove(pod_id)
         except Exception as err:  # keep cleaning the others
             print(f"could not remove pod {pod_id[:13]}: {err}", file=sys.stderr)
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(remove, list(pod_ids)))
 
 
 # -- raw nerdctl ----------------------------------------------------------------------
@@ -172,32 +179,51 @@ def process_counts(client: CRIClient) -> dict[str, dict[str, float]]:
 # -- list latency at scale ------------------------------------------------------------------
 
 
-def median_ms(action: Callable[[], object], repeat: int = 7) -> float:
+def samples_ms(action: Callable[[], object], repeat: int) -> list[float]:
     samples = []
     for _ in range(repeat):
         started = time.perf_counter()
         action()
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples) * 1000
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
 
 
-def populate(client: CRIClient, logs: Path, count: int, created: list[str]) -> None:
-    for _ in range(count):
+def median_ms(action: Callable[[], object], repeat: int = 7) -> float:
+    return statistics.median(samples_ms(action, repeat))
+
+
+def p99(samples: list[float]) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+
+
+def populate(client: CRIClient, logs: Path, count: int, per_pod: int, created: list[str]) -> None:
+    """``count`` pods of ``per_pod`` running containers, four at a time."""
+
+    def one() -> None:
         config = pod_config(logs)
         pod_id = client.run_pod_sandbox(cri.RunPodSandboxRequest(config=config)).pod_sandbox_id
         created.append(pod_id)
-        request = cri.CreateContainerRequest(
-            pod_sandbox_id=pod_id, config=container_config(), sandbox_config=config
-        )
-        container_id = client.create_container(request).container_id
-        client.start_container(cri.StartContainerRequest(container_id=container_id))
+        for index in range(per_pod):
+            request = cri.CreateContainerRequest(
+                pod_sandbox_id=pod_id, config=container_config(f"app{index}"), sandbox_config=config
+            )
+            container_id = client.create_container(request).container_id
+            client.start_container(cri.StartContainerRequest(container_id=container_id))
+
+    with ThreadPoolExecutor(4) as pool:
+        for future in [pool.submit(one) for _ in range(count)]:
+            future.result()
 
 
-def list_latency(client: CRIClient) -> tuple[float, float]:
-    return (
-        median_ms(lambda: client.list_pod_sandbox()),
-        median_ms(lambda: client.list_containers()),
-    )
+LISTS = ("ListPodSandbox", "ListContainers")
+
+
+def list_samples(client: CRIClient, repeat: int) -> dict[str, list[float]]:
+    return {
+        "ListPodSandbox": samples_ms(lambda: client.list_pod_sandbox(), repeat),
+        "ListContainers": samples_ms(lambda: client.list_containers(), repeat),
+    }
 
 
 # -- report -----------------------------------------------------------------------------------
@@ -232,7 +258,9 @@ def report(columns: dict[str, Timings], counts: dict[str, float]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--scale", type=int, default=20, help="pods for the list test (0: skip)")
+    parser.add_argument("--scale", type=int, default=110, help="pods for the list test (0: skip)")
+    parser.add_argument("--containers", type=int, default=2, help="containers per pod (--scale)")
+    parser.add_argument("--repeat", type=int, default=200, help="calls of each list (--scale)")
     args = parser.parse_args()
 
     options = NerdctlOptions()
@@ -267,7 +295,7 @@ def main() -> None:
                 }
                 report(columns, counts)
                 if args.scale:
-                    scale(args.scale, pycri, native, nerdctl, logs, pycri_pods, containerd_pods)
+                    scale(args, pycri, native, nerdctl, logs, pycri_pods, containerd_pods)
             finally:
                 remove_pods(pycri, pycri_pods)
                 remove_pods(native, containerd_pods)
@@ -278,7 +306,7 @@ def main() -> None:
 
 
 def scale(
-    count: int,
+    args: argparse.Namespace,
     pycri: CRIClient,
     native: CRIClient,
     nerdctl: Nerdctl,
@@ -286,11 +314,24 @@ def scale(
     pycri_pods: list[str],
     containerd_pods: list[str],
 ) -> None:
-    print(f"\nlists with {count} running pods of one container each, median ms")
-    populate(pycri, logs, count, pycri_pods)
-    populate(native, logs, count, containerd_pods)
-    ours = list_latency(pycri)
-    theirs = list_latency(native)
+    count, per_pod, repeat = args.scale, args.containers, args.repeat
+    print(f"\nlists with {count} running pods of {per_pod} containers each, {repeat} calls each")
+    started = time.monotonic()
+    populate(pycri, logs, count, per_pod, pycri_pods)
+    populate(native, logs, count, per_pod, containerd_pods)
+    print(f"(populated in {time.monotonic() - started:.0f} s)")
+    listed = len(pycri.list_containers().containers)
+    assert listed >= count * per_pod, f"pycri lists {listed} containers"
+    before = process_counts(pycri)
+    # interleaved in slices, so machine noise hits both alike
+    ours: dict[str, list[float]] = {rpc: [] for rpc in LISTS}
+    theirs: dict[str, list[float]] = {rpc: [] for rpc in LISTS}
+    for _ in range(10):
+        for rpc, samples in list_samples(pycri, repeat // 10).items():
+            ours[rpc] += samples
+        for rpc, samples in list_samples(native, repeat // 10).items():
+            theirs[rpc] += samples
+    after = process_counts(pycri)
     kind = "label=io.kubernetes.docker.type"
     raw = (
         median_ms(
@@ -298,9 +339,19 @@ def scale(
         ),
         median_ms(lambda: nerdctl("ps", "-a", "--format", "json", "--filter", f"{kind}=container")),
     )
-    print(f"{'RPC':<18}{'pycri':>12}{'nerdctl ps':>12}{'containerd':>12}")
-    for index, rpc in enumerate(("ListPodSandbox", "ListContainers")):
-        print(f"{rpc:<18}{ours[index]:>12.1f}{raw[index]:>12.1f}{theirs[index]:>12.1f}")
+    print(
+        f"{'RPC':<16}{'pycri p50':>11}{'p99':>8}{'procs/list':>12}"
+        f"{'containerd p50':>16}{'p99':>8}{'nerdctl ps':>12}{'p99 ratio':>11}"
+    )
+    for index, rpc in enumerate(LISTS):
+        calls = after[rpc]["rpcs"] - before.get(rpc, {}).get("rpcs", 0)
+        spent = after[rpc]["processes"] - before.get(rpc, {}).get("processes", 0)
+        print(
+            f"{rpc:<16}{statistics.median(ours[rpc]):>11.2f}{p99(ours[rpc]):>8.2f}"
+            f"{spent / max(calls, 1):>12.2f}"
+            f"{statistics.median(theirs[rpc]):>16.2f}{p99(theirs[rpc]):>8.2f}"
+            f"{raw[index]:>12.1f}{p99(ours[rpc]) / p99(theirs[rpc]):>11.2f}"
+        )
     remove_pods(pycri, pycri_pods)
     remove_pods(native, containerd_pods)
 

@@ -156,6 +156,20 @@ class Shim(abc.ABC):
         several engines answers the store of the one that owns the pod)."""
         return self.sandbox_resources
 
+    def pod_sandbox(self, pod_id: str) -> cri.PodSandbox:
+        """The sandbox as ListPodSandbox shows it (core's checks need its state and
+        runtime handler); a shim that keeps a view of its engine answers it cheaper."""
+        status, _ = self.pod_sandbox_status(pod_id, False)
+        return cri.PodSandbox(
+            id=status.id,
+            metadata=status.metadata,
+            state=status.state,
+            created_at=status.created_at,
+            labels=status.labels,
+            annotations=status.annotations,
+            runtime_handler=status.runtime_handler,
+        )
+
     # -- containers ----------------------------------------------------------
 
     @abc.abstractmethod
@@ -188,6 +202,11 @@ class Shim(abc.ABC):
         self, container_id: str, verbose: bool
     ) -> tuple[cri.ContainerStatus, dict[str, str]]:
         """The container's status and, when ``verbose``, extra info."""
+
+    def container_state(self, container_id: str) -> cri.ContainerState:
+        """The container's state alone (core's preconditions); cheaper where a shim can."""
+        status, _ = self.container_status(container_id, False)
+        return status.state
 
     @abc.abstractmethod
     def exec_sync(

@@ -188,8 +188,7 @@ class CRIRuntime:
         return matches[0]
 
     def _container_state(self, container_id: str) -> cri.ContainerState:
-        status, _ = self.shim.container_status(container_id, False)
-        return status.state
+        return self.shim.container_state(container_id)
 
     def _publish(self, container_id: str, kind: cri.ContainerEventType) -> None:
         self.events.publish(
@@ -312,8 +311,7 @@ class CRIRuntime:
             pod_id = self._resolve_pod(request.pod_sandbox_id)
             for container in self._pod_containers(pod_id):
                 self._remove_container(container.id, container.state)
-            status, _ = self.shim.pod_sandbox_status(pod_id, False)
-            if status.state == cri.SANDBOX_READY:
+            if self.shim.pod_sandbox(pod_id).state == cri.SANDBOX_READY:
                 self.shim.stop_pod_sandbox(pod_id)
             store = self.shim.pod_sandbox_resources_store(pod_id)  # a router forgets the owner
             self.shim.remove_pod_sandbox(pod_id)
@@ -424,7 +422,7 @@ class CRIRuntime:
         if request.HasField("sandbox_config"):
             validate_pod_sandbox_config(request.sandbox_config, "sandbox_config")
         pod_id = self._resolve_pod(request.pod_sandbox_id)
-        pod, _ = self.shim.pod_sandbox_status(pod_id, False)
+        pod = self.shim.pod_sandbox(pod_id)
         if pod.state != cri.SANDBOX_READY:
             raise FailedPreconditionError(
                 f"pod sandbox {pod_id[:13]} is not ready: containers can only be created "
@@ -541,7 +539,9 @@ class CRIRuntime:
         return cri.UpdateContainerResourcesResponse()
 
     def _require_running(self, container_id: str, action: str) -> None:
-        state = self._container_state(container_id)
+        # the full status, not a shim's cached state: the container may have exited just now
+        status, _ = self.shim.container_status(container_id, False)
+        state = status.state
         if state != cri.CONTAINER_RUNNING:
             raise FailedPreconditionError(
                 f"container {container_id[:13]} is {_state_name(state, cri.ContainerState)}: "

@@ -19,7 +19,8 @@ import csv
 import io
 import json
 import os
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 
 from pycri.api import api_pb2 as cri
 from pycri.core.security import (
@@ -34,7 +35,19 @@ from pycri.core.security import (
 )
 from pycri.errors import InvalidArgumentError
 
-__all__ = ["container_args", "mounts_label", "namespace_label", "sandbox_args", "update_args"]
+from .labels import MAX_LABEL_BYTES
+
+__all__ = [
+    "container_args",
+    "mounts_label",
+    "namespace_label",
+    "ps_filters",
+    "sandbox_args",
+    "update_args",
+]
+
+#: text nerdctl's CSV filter parser takes as it is
+_PLAIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:-]*$")
 
 _PROTOCOLS = {cri.TCP: "tcp", cri.UDP: "udp", cri.SCTP: "sctp"}
 _PROPAGATION = {
@@ -285,3 +298,21 @@ def update_args(res: cri.LinuxContainerResources) -> list[str]:
     if res.cpuset_mems:
         args += ["--cpuset-mems", res.cpuset_mems]
     return args
+
+
+def ps_filters(object_id: str, selector: Mapping[str, str]) -> list[str]:
+    """``ps --filter`` arguments for what nerdctl can match; core filters everything again.
+
+    nerdctl parses a filter as CSV, so a quote or comma in client text would
+    make it fail; only plain ids and labels are handed over, the rest is
+    left to core. Labels split into pieces cannot be matched by nerdctl.
+    """
+    filters = [f"id={object_id}"] if object_id and _PLAIN.match(object_id) else []
+    for key, value in sorted(selector.items()):
+        if (
+            _PLAIN.match(key)
+            and (not value or _PLAIN.match(value))
+            and len(key.encode()) + len(value.encode()) <= MAX_LABEL_BYTES
+        ):
+            filters.append(f"label={key}={value}")
+    return filters

@@ -433,3 +433,19 @@ def _run(argv: list[str], what: str, stdin: str = "", env: dict[str, str] | None
         detail = (result.stderr or result.stdout).decode(errors="replace").strip()
         raise CRIError(f"{what} failed (exit {result.returncode}): {detail}")
     return result.stdout.decode(errors="replace")
+
+
+def network_problem(cni_path: str, netconfpath: str, network: str) -> str | None:
+    """Why pods could not get a network, judged from files (no process)."""
+    for plugin in ("bridge", "host-local", "portmap"):
+        if not os.access(Path(cni_path) / plugin, os.X_OK):
+            return f"CNI plugin {plugin!r} not found in {cni_path}"
+    if network == "bridge":
+        return None  # nerdctl writes its default network's config itself
+    for conf in Path(netconfpath).glob("*.conf*"):
+        try:
+            if json.loads(conf.read_text()).get("name") == network:
+                return None
+        except (OSError, ValueError):
+            continue
+    return f"no CNI network {network!r} in {netconfpath}"

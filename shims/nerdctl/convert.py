@@ -6,7 +6,7 @@ Pure functions, so what each CRI field is made of can be read in one place.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf import json_format
 
@@ -18,8 +18,12 @@ from . import labels as labelcodec
 from .specedit import STRICT_GROUPS
 from .timestamps import to_ns
 
+if TYPE_CHECKING:
+    from .view import EngineEvent
+
 __all__ = [
     "START_ERROR",
+    "container_event",
     "container_from_row",
     "container_status",
     "decoded",
@@ -209,3 +213,24 @@ def kind_of(data: dict[str, Any]) -> str:
     """``podsandbox``, ``container``, or "" for containers pycri did not make."""
     kind = raw_labels(data).get(KIND_LABEL, "")
     return kind if kind in (SANDBOX_KIND, CONTAINER_KIND) else ""
+
+
+#: containerd's event topics as the CRI's container events
+_EVENT_TYPES = {
+    "/containers/create": cri.CONTAINER_CREATED_EVENT,
+    "/tasks/start": cri.CONTAINER_STARTED_EVENT,
+    "/tasks/exit": cri.CONTAINER_STOPPED_EVENT,
+    "/containers/delete": cri.CONTAINER_DELETED_EVENT,
+}
+
+
+def container_event(event: EngineEvent) -> cri.ContainerEventResponse | None:
+    """containerd's event of a container as a CRI container event (None: not one)."""
+    kind = _EVENT_TYPES.get(event.topic)
+    if kind is None or (event.topic == "/tasks/exit" and not event.init):
+        return None  # an exec's exit is not the container's
+    return cri.ContainerEventResponse(
+        container_id=event.container_id,
+        container_event_type=kind,
+        created_at=to_ns(event.timestamp),
+    )

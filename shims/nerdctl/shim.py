@@ -4,53 +4,51 @@ nerdctl processes per RPC, core's own lookups included (measured; the
 counts are logged at debug and reported in ``Status`` verbose info):
 
 =========================================  =====================================
-ListPodSandbox, ListContainers             1 ``ps -a --format json`` + label filters
+ListPodSandbox, ListContainers             0 while the container view is fresh
+                                           (view.py); else 1 ``ps -a`` + filters
 PodSandboxStatus, ContainerStatus          1 ``container inspect`` (+ runc state,
                                            cgroup files: start time, OOM kill;
                                            ContainerStatus's user from /proc while
                                            it runs, else + 1 ``inspect --mode
                                            native`` once per container, kept)
-RunPodSandbox                              2 (core's name check ``ps``; ``run -d``);
-                                           pause image missing: + ``pull``, ``run``
-                                           again (one pull for concurrent calls)
-CreateContainer                            4 (core: pod ``inspect``, pod's ``ps``;
-                                           ``image inspect``; ``create``)
-StartContainer                             2, + 1 ``inspect`` off the RPC's path
-                                           (to follow its log); + 1 ``inspect``
-                                           while recursive read-only mounts are
-                                           staged (core/rro_staging.py)
-StopContainer, RemoveContainer             2 (core's ``inspect``; ``stop``/``rm``);
-                                           RemoveContainer as StartContainer
-StopPodSandbox, RemovePodSandbox           3, + 1 per container to stop/remove;
-                                           + CNI cleanup (cni.py): 1 plugin DEL,
-                                           1 ``iptables -S`` (+ 1 restore if a
-                                           rule is left); RemovePodSandbox + 1
-                                           ``inspect``
+RunPodSandbox                              1 ``run -d`` (core's name check: the
+                                           view); pause image missing: + ``pull``,
+                                           ``run`` again (one pull for all calls)
+CreateContainer                            1 ``create`` (core's pod lookups: the
+                                           view); + 1 ``image inspect`` per image
+                                           until an image event or a rebuild
+StartContainer                             1, + 1 ``inspect`` off the RPC's path
+                                           when the view lacks the labels
+StopContainer, RemoveContainer             1 ``stop``/``rm`` (core's state: the view);
+                                           + 1 ``ps`` while image volumes exist
+StopPodSandbox, RemovePodSandbox           1 ``stop``/``rm`` (+ 1 ``inspect`` until the
+                                           view has nerdctl's labels), + 1 per
+                                           container to stop/remove; + CNI cleanup
+                                           (cni.py): 1 plugin DEL, 1 ``iptables
+                                           -S`` (+ 1 restore if a rule is left)
 ExecSync                                   1 ``exec`` (+ core's ``inspect``)
 Exec, Attach (streaming, interactive.py)   1 ``exec -i -t`` for the session; attach:
                                            1 ``inspect``, output from the json log
-ContainerStats / ListContainerStats        1 ``inspect`` / 1 ``ps``; numbers from
-                                           cgroup files (see stats.py)
-ListPodSandboxMetrics                      1 ``ps``; runc state, cgroup and /proc
-                                           files (see metrics.py)
+ContainerStats / ListContainerStats        1 ``inspect`` / 0 (the view); numbers
+                                           from cgroup files (see stats.py)
+ListPodSandboxMetrics                      0 (the view); runc state, cgroup and
+                                           /proc files (see metrics.py)
 ListImages, ImageStatus, ImageFsInfo       1; PullImage, RemoveImage: 2 (+ 1 ``ctr
                                            images rm`` when a running container uses it)
 container logs                             0: nerdctl's json log file is read
 =========================================  =====================================
 
-Nothing that matters is kept in memory: pods and containers are found by
-label in containerd, log copiers are restarted from those labels when the
-shim starts.
+While the view is not fresh (its event stream down, being rebuilt) each "0"
+and "the view" above is 1 ``ps``/``inspect``. Nothing is kept only in memory:
+the view is rebuilt from ``ps`` at start, log copiers from containers' labels.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from pathlib import Path
@@ -70,7 +68,6 @@ from pycri.core.engine_names import CONTAINERD_NAMES, container_name, sandbox_na
 from pycri.core.identity import process_user
 from pycri.core.image_volumes import find_image_mounts
 from pycri.core.images import is_image_id
-from pycri.core.logcopy import LogCopiers
 from pycri.core.rro_staging import RROStaging, with_mounts
 from pycri.core.sandbox_resources import SandboxResources
 from pycri.core.security import container_security
@@ -89,29 +86,24 @@ from pycri.streaming.streams import PortConnection, StreamIO
 from . import args as build
 from . import convert, interactive, metrics, specedit, stats
 from . import labels as labelcodec
-from .cni import PodNetwork, networks_of
+from .cni import NETWORKS_LABEL, PodNetwork, network_problem, networks_of
 from .host import Cgroups, RuncState, exec_processes, kill_pids
 from .image_volumes import ImageVolumes, with_image_refs
 from .images import ImageStore
-from .logsource import json_log_source
+from .logfollow import LogFollowers
 from .options import NerdctlOptions
 from .runner import NerdctlRunner, error_for
 from .timestamps import to_ns
+from .view import ContainerView, EngineEvent, Entry, ImageMemo, gone, not_running, started
 
 __all__ = ["NerdctlShim"]
 
-#: text nerdctl's CSV filter parser takes as it is
-_PLAIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:-]*$")
 log = logging.getLogger(__name__)
 
 #: nerdctl's answer to ``run --pull never`` without the image
 _IMAGE_MISSING = "image not available"
 #: seconds the pause container gets to exit on SIGTERM
 SANDBOX_STOP_TIMEOUT = 10
-#: how long RemoveContainer lets a copier write the container's last lines
-LOG_DRAIN_TIMEOUT = 2.0
-#: seconds after a container's exit by which nerdctl's logger has written its output
-LOG_FLUSH = 0.25
 _EXEC_EXIT = re.compile(rb'time="[^"]*" level=fatal msg="exec failed with exit code (\d+)"\n?\Z')
 
 
@@ -120,7 +112,13 @@ class NerdctlShim(Shim):
 
     name = "nerdctl"
 
-    def __init__(self, options: NerdctlOptions | None = None, *, recover_logs: bool = True) -> None:
+    def __init__(
+        self,
+        options: NerdctlOptions | None = None,
+        *,
+        recover_logs: bool = True,
+        watch_events: bool = True,
+    ) -> None:
         super().__init__()
         self.options = options or NerdctlOptions()
         self.runner = NerdctlRunner(
@@ -132,9 +130,8 @@ class NerdctlShim(Shim):
         self.pod_network = PodNetwork(
             self.options.namespace, self.options.cni_path, self.options.cni_netconfpath
         )
-        self.copiers = LogCopiers()
-        self._log_done: dict[str, threading.Event] = {}
-        self._log_lock = threading.Lock()
+        self.logs = LogFollowers(self.options, self.cgroups)
+        self._lock = threading.Lock()
         self._nerdctl_major: int | None = None
         #: the stored spec's user of each container (never changes after create)
         self._spec_users: dict[str, cri.LinuxContainerUser | None] = {}
@@ -143,6 +140,13 @@ class NerdctlShim(Shim):
         self.sandbox_resources = SandboxResources(
             f"{self.options.state_dir}/pod-resources/{self.options.namespace}"
         )
+        #: lists and core's lookups without a process while it is fresh (view.py)
+        self.view = ContainerView(
+            self.runner, self.options.namespace, lambda: self._ps(None), self._spontaneous
+        )
+        self.image_memo: ImageMemo[cri.Image] = ImageMemo(self.view)
+        if watch_events:
+            self.view.start()
         if recover_logs:
             threading.Thread(
                 target=self._recover, name="pycri-nerdctl-recover", daemon=True
@@ -153,10 +157,8 @@ class NerdctlShim(Shim):
         return cls(NerdctlOptions.parse(options))
 
     def close(self) -> None:
-        with self._log_lock:
-            for done in self._log_done.values():
-                done.set()  # copiers read to the end of their files and stop
-        self.copiers.stop_all()
+        self.logs.close()
+        self.view.close()
         self.runner.counter.finish()
 
     def before_rpc(self, rpc: str) -> None:
@@ -176,6 +178,32 @@ class NerdctlShim(Shim):
         data: dict[str, Any] = found[0]
         return data
 
+    def _viewed(self, object_id: str, kind: str) -> Entry | None:
+        """The view's entry of a pycri pod or container (NotFoundError otherwise);
+        None when the view is not fresh (ask nerdctl then)."""
+        fresh, entry = self.view.entry(object_id)
+        if not fresh:
+            return None
+        if entry is None or convert.kind_of(entry.row()) != kind:
+            what = "pod sandbox" if kind == SANDBOX_KIND else "container"
+            raise NotFoundError(f"{what} {object_id[:13]} not found")
+        return entry
+
+    def _names(self, only_created: bool = False) -> set[str]:
+        """Names of all the namespace's containers (``Created`` ones alone), by ``ps``."""
+        return {
+            str(row.get("Names") or "")
+            for row in self._ps(None)
+            if not only_created or str(row.get("Status") or "").lower().startswith("created")
+        }
+
+    def _pycri_rows(self) -> list[dict[str, Any]]:
+        """``ps`` rows of pycri's pods and containers: from the view while it is fresh."""
+        rows = self.view.rows()
+        if rows is None:
+            return self._ps(None, [f"label={KIND_LABEL}"])
+        return [row for row in rows if KIND_LABEL in row["Labels"]]
+
     def _ps(self, kind: str | None, filters: Sequence[str] = ()) -> list[dict[str, Any]]:
         args = ["ps", "-a", "--no-trunc", "--format", "json"]
         if kind:
@@ -186,24 +214,6 @@ class NerdctlShim(Shim):
         # a container removed while ps ran can come out as a row without an id (seen under
         # load: its stats call then ran `container inspect ""`)
         return [row for row in rows if row.get("ID")]
-
-    @staticmethod
-    def _hint_filters(object_id: str, selector: Mapping[str, str]) -> list[str]:
-        """nerdctl --filter arguments for what it can match; core filters everything again.
-
-        nerdctl parses a filter as CSV, so a quote or comma in client text would
-        make it fail; only plain ids and labels are handed over, the rest is
-        left to core. Labels split into pieces cannot be matched by nerdctl.
-        """
-        filters = [f"id={object_id}"] if object_id and _PLAIN.match(object_id) else []
-        for key, value in sorted(selector.items()):
-            if (
-                _PLAIN.match(key)
-                and (not value or _PLAIN.match(value))
-                and len(key.encode()) + len(value.encode()) <= labelcodec.MAX_LABEL_BYTES
-            ):
-                filters.append(f"label={key}={value}")
-        return filters
 
     def _run_or_clean(self, args: list[str], name: str) -> str:
         """Run a ``run``/``create``; remove what a failure left behind under ``name``."""
@@ -292,7 +302,9 @@ class NerdctlShim(Shim):
                 reason="ContainerdUnreachable",
                 message=err.message,
             )
-        problem = self._network_problem()
+        problem = network_problem(
+            self.options.cni_path, self.options.cni_netconfpath, self.options.network
+        )
         network = cri.RuntimeCondition(
             type="NetworkReady",
             status=problem is None,
@@ -300,21 +312,6 @@ class NerdctlShim(Shim):
             message=problem or "",
         )
         return [runtime, network]
-
-    def _network_problem(self) -> str | None:
-        """Why pods could not get a network, judged from files (no process)."""
-        for plugin in ("bridge", "host-local", "portmap"):
-            if not os.access(Path(self.options.cni_path) / plugin, os.X_OK):
-                return f"CNI plugin {plugin!r} not found in {self.options.cni_path}"
-        if self.options.network == "bridge":
-            return None  # nerdctl writes its default network's config itself
-        for conf in Path(self.options.cni_netconfpath).glob("*.conf*"):
-            try:
-                if json.loads(conf.read_text()).get("name") == self.options.network:
-                    return None
-            except (OSError, ValueError):
-                continue
-        return f"no CNI network {self.options.network!r} in {self.options.cni_netconfpath}"
 
     def supplemental_groups_policy(self, runtime_handler: str | None = None) -> bool:
         return True  # Strict: the runc wrapper (specedit.py), for the init and every exec
@@ -333,6 +330,7 @@ class NerdctlShim(Shim):
             ),
             # nerdctl processes per CRI RPC since start-up
             "nerdctlProcesses": json.dumps(self.runner.counter.snapshot()),
+            "containerView": json.dumps(self.view.info()),
         }
 
     def runtime_handler_features(self, handler: str) -> cri.RuntimeHandlerFeatures:
@@ -362,32 +360,45 @@ class NerdctlShim(Shim):
         # image (fresh node, `crictl rmi --prune`) is pulled, then run again
         seen = self.images.sandbox_pull.attempts
         try:
-            return self._run_or_clean(args, name)
+            pod_id = self._run_or_clean(args, name)
         except NotFoundError as err:
             if _IMAGE_MISSING not in err.message:
                 raise
-        self.images.sandbox_pull.pull(seen)
-        return self._run_or_clean(args, name)
+            self.images.sandbox_pull.pull(seen)
+            pod_id = self._run_or_clean(args, name)
+        self.view.claim(pod_id, name, self.options.pause_image, engine_labels)
+        self.view.await_state(pod_id, started)
+        return pod_id
+
+    def _pod(self, pod_id: str) -> tuple[str, bool, dict[str, str]]:
+        """(id, running, engine labels): from the view once it has nerdctl's labels."""
+        entry = self._viewed(pod_id, SANDBOX_KIND)
+        if entry is not None and NETWORKS_LABEL in (entry.labels or {}):
+            return entry.id, not not_running(entry), dict(entry.labels or {})
+        data = self._inspect(pod_id, SANDBOX_KIND)
+        return data["Id"], bool((data.get("State") or {}).get("Running")), convert.raw_labels(data)
 
     def stop_pod_sandbox(self, pod_id: str) -> None:
-        data = self._inspect(pod_id, SANDBOX_KIND)
-        if (data.get("State") or {}).get("Running"):
+        full_id, running, labels = self._pod(pod_id)
+        if running:
             self.runner.run(
                 ["stop", "-t", str(SANDBOX_STOP_TIMEOUT), pod_id],
                 timeout=self.options.timeout + SANDBOX_STOP_TIMEOUT,
             )
+            self.view.await_state(full_id, not_running)
         # nerdctl releases the address only on rm and never the masquerade rule (cni.py);
         # also when the pause died first, and on every repeated stop (after a kill -9)
-        self.pod_network.release(data["Id"], networks_of(convert.raw_labels(data)))
+        self.pod_network.release(full_id, networks_of(labels))
 
     def remove_pod_sandbox(self, pod_id: str) -> None:
-        data = self._inspect(pod_id, SANDBOX_KIND)
-        if (data.get("State") or {}).get("Running"):
+        full_id, running, labels = self._pod(pod_id)
+        if running:
             self.stop_pod_sandbox(pod_id)  # core stops a ready pod first; this is the race
         else:
             # before rm: once the container is gone nothing names the pod's rules any more
-            self.pod_network.release(data["Id"], networks_of(convert.raw_labels(data)))
+            self.pod_network.release(full_id, networks_of(labels))
         self.runner.run(["rm", pod_id])
+        self.view.await_state(full_id, gone)
 
     def pod_sandbox_status(
         self, pod_id: str, verbose: bool
@@ -405,8 +416,15 @@ class NerdctlShim(Shim):
         forward_into_pid_netns(int(state.get("Pid") or 0), port, connection)
 
     def list_pod_sandboxes(self, hint: cri.PodSandboxFilter | None) -> list[cri.PodSandbox]:
-        filters = self._hint_filters(hint.id, hint.label_selector) if hint else []
+        pods = self.view.converted(SANDBOX_KIND, convert.pod_from_row)
+        if pods is not None:
+            return pods
+        filters = build.ps_filters(hint.id, hint.label_selector) if hint else []
         return [convert.pod_from_row(row) for row in self._ps(SANDBOX_KIND, filters)]
+
+    def pod_sandbox(self, pod_id: str) -> cri.PodSandbox:
+        entry = self._viewed(pod_id, SANDBOX_KIND)
+        return super().pod_sandbox(pod_id) if entry is None else convert.pod_from_row(entry.row())
 
     # -- containers ------------------------------------------------------------
 
@@ -439,7 +457,7 @@ class NerdctlShim(Shim):
     ) -> str:
         """CreateContainer once image mounts are binds; ``reported_mounts`` as requested."""
         requested = config.image.image
-        image = self.images.status(requested)
+        image = self.image_memo.get(requested, self.images.status)
         if image is None:
             raise NotFoundError(
                 f"image {requested!r} not found in containerd namespace {self.options.namespace}"
@@ -506,13 +524,21 @@ class NerdctlShim(Shim):
             ipc_join=self._nerdctl_version() >= 2,
             runtime=self._runc_wrapper() if edits else "",
         )
-        return self._run_or_clean(args, name)
+        container_id = self._run_or_clean(args, name)
+        self.view.claim(container_id, name, image_name, engine_labels)
+        return container_id
 
     def start_container(self, container_id: str) -> None:
-        self.runner.run(["start", container_id])
+        with self.view.expecting(container_id):
+            try:
+                self.runner.run(["start", container_id])
+            except CRIError:
+                self.view.invalidate()  # nerdctl's error label came in an update: read it
+                raise
+            self.view.await_state(container_id, started)
         if self.staging.staged():
             # runc has made the container's own copy of staged mounts: the host's can go
-            self.staging.release_quietly(self._inspect(container_id, CONTAINER_KIND)["Name"])
+            self.staging.release_quietly(self._name_of(container_id))
         # the log path is in the labels: read them off the RPC's path
         threading.Thread(
             target=self._attach_logs_by_id,
@@ -522,37 +548,53 @@ class NerdctlShim(Shim):
         ).start()
 
     def stop_container(self, container_id: str, timeout: int) -> None:
-        self.runner.run(
-            ["stop", "-t", str(timeout), container_id], timeout=self.options.timeout + timeout
-        )
+        with self.view.expecting(container_id):
+            self.runner.run(
+                ["stop", "-t", str(timeout), container_id], timeout=self.options.timeout + timeout
+            )
+            self.view.await_state(container_id, not_running)
 
     def remove_container(self, container_id: str) -> None:
         # staged mounts of a container never started: its name is needed to find them
-        name = self._inspect(container_id, CONTAINER_KIND)["Name"] if self.staging.staged() else ""
-        self.runner.run(["rm", container_id])
+        name = self._name_of(container_id) if self.staging.staged() else ""
+        with self.view.expecting(container_id):
+            self.runner.run(["rm", container_id])
+            self.view.await_state(container_id, gone)
         if name:
             self.staging.release_quietly(name)
-        self.volumes.prune(self._container_names)
-        with self._log_lock:
+        self.volumes.prune(self._names)
+        with self._lock:
             self._spec_users.pop(container_id, None)
-        # the container is gone: let its copier write what is left, then forget it
-        with self._log_lock:
-            done = self._log_done.pop(container_id, None)
-        if done is not None:
-            done.set()
-        self.copiers.finish(container_id, LOG_DRAIN_TIMEOUT if done is not None else 0)
+        self.logs.forget(container_id)
 
-    def _container_names(self) -> set[str]:
-        return {str(row.get("Names", "")) for row in self._ps(None)}
+    def _spontaneous(self, event: EngineEvent) -> None:
+        """What nobody asked pycri for (an exit, a change behind its back): its CRI event."""
+        if (message := convert.container_event(event)) is not None:
+            self.emit_event(message)
+
+    def _name_of(self, container_id: str) -> str:
+        entry = self._viewed(container_id, CONTAINER_KIND)
+        if entry is not None and entry.name:
+            return entry.name
+        return str(self._inspect(container_id, CONTAINER_KIND)["Name"])
 
     def list_containers(self, hint: cri.ContainerFilter | None) -> list[cri.Container]:
+        containers = self.view.converted(CONTAINER_KIND, convert.container_from_row)
+        if containers is not None:
+            return containers
         filters: list[str] = []
         if hint is not None:
-            filters = self._hint_filters(hint.id, hint.label_selector)
+            filters = build.ps_filters(hint.id, hint.label_selector)
             # the CRI filters on an id prefix, a label filter matches whole values
-            if len(hint.pod_sandbox_id) == 64 and _PLAIN.match(hint.pod_sandbox_id):
-                filters.append(f"label={SANDBOX_ID_LABEL}={hint.pod_sandbox_id}")
+            if len(hint.pod_sandbox_id) == 64:
+                filters += build.ps_filters("", {SANDBOX_ID_LABEL: hint.pod_sandbox_id})
         return [convert.container_from_row(row) for row in self._ps(CONTAINER_KIND, filters)]
+
+    def container_state(self, container_id: str) -> cri.ContainerState:
+        entry = self._viewed(container_id, CONTAINER_KIND)
+        if entry is None:
+            return super().container_state(container_id)
+        return convert.container_from_row(entry.row()).state
 
     def container_status(
         self, container_id: str, verbose: bool
@@ -565,7 +607,7 @@ class NerdctlShim(Shim):
         oom = exited and int(state.get("ExitCode") or 0) != 0 and self._oom_killed(data)
         if exited:
             finished = to_ns(state.get("FinishedAt") or "")
-            self._complete_log(full_id, convert.raw_labels(data), finished)
+            self.logs.complete(full_id, labelcodec.join(convert.raw_labels(data)), finished)
         status = convert.container_status(data, runc.started_ns if runc else 0, oom)
         user = self._user(full_id, runc)
         if user is not None:
@@ -587,12 +629,12 @@ class NerdctlShim(Shim):
             running = process_user(runc.init_pid)
             if running is not None:
                 return running
-        with self._log_lock:
+        with self._lock:
             if container_id in self._spec_users:
                 return self._spec_users[container_id]
         found = self.runner.json(["container", "inspect", "--mode", "native", container_id])
         user = convert.spec_user(found[0]) if found else None
-        with self._log_lock:
+        with self._lock:
             self._spec_users[container_id] = user
         return user
 
@@ -687,63 +729,22 @@ class NerdctlShim(Shim):
         labels = convert.raw_labels(data)
         path = interactive.json_log_path(labels.get("nerdctl/state-dir", ""), full_id)
         parent = convert.decoded(data).extra.get("cgroup-parent", "")
-        interactive.attach_log(path, self._alive_check(full_id, parent), io)
+        interactive.attach_log(path, self.logs.alive_check(full_id, parent), io)
 
     # -- logs ------------------------------------------------------------------
 
-    def _attach_logs(self, container_id: str, labels: Mapping[str, str]) -> None:
-        """Start copying the container's json log into its CRI log file."""
-        meta = convert.decoded({"Labels": labels})
-        state_dir = labels.get("nerdctl/state-dir", "")
-        if not meta.log_path or not state_dir:
-            return
-        engine_log = f"{state_dir}/{container_id}-json.log"
-        with self._log_lock:
-            done = self._log_done.setdefault(container_id, threading.Event())
-        alive = self._alive_check(container_id, meta.extra.get("cgroup-parent", ""))
-        source = json_log_source(engine_log, alive, done)
-        self.copiers.ensure(container_id, meta.log_path, source)
-
-    def _complete_log(self, container_id: str, labels: Mapping[str, str], finished_ns: int) -> None:
-        """Once a container has exited, its CRI log holds all it wrote: the kubelet
-        and critest read it as soon as the status says EXITED."""
-        with self._log_lock:
-            done = self._log_done.get(container_id)
-        if done is None:  # exited before its copier started, or before a restart
-            self._attach_logs(container_id, labelcodec.join(labels))
-            with self._log_lock:
-                done = self._log_done.get(container_id)
-        if done is None:
-            return  # no CRI log to write
-        if not done.is_set():
-            # nerdctl's logger outlives the container (until its task is deleted), so
-            # only time says it has written the last output: give it LOG_FLUSH
-            age = time.time() - finished_ns / 1e9 if finished_ns else 0.0
-            if age < LOG_FLUSH:
-                time.sleep(LOG_FLUSH - max(age, 0.0))
-            done.set()  # the copier reads to the end of the file and stops
-        self.copiers.wait(container_id, LOG_DRAIN_TIMEOUT)
-
-    def _alive_check(self, container_id: str, cgroup_parent: str) -> Callable[[], bool]:
-        """Whether the container's init still runs, from files (no nerdctl process)."""
-        runc_root, namespace, cgroups = self.options.runc_root, self.options.namespace, self.cgroups
-
-        def alive() -> bool:
-            state = RuncState.load(runc_root, namespace, container_id)
-            if state is not None:
-                return state.alive()
-            # no runc state (another OCI runtime?): any process left in its cgroup
-            return bool(cgroups.procs(container_id, cgroup_parent))
-
-        return alive
-
     def _attach_logs_by_id(self, container_id: str) -> None:
         try:
-            data = self._inspect(container_id, CONTAINER_KIND)
+            # nerdctl's start has updated the labels (with its state-dir): the view has them
+            entry = self._viewed(container_id, CONTAINER_KIND)
+            if entry is not None and entry.labels and "nerdctl/state-dir" in entry.labels:
+                labels = entry.labels
+            else:
+                labels = convert.raw_labels(self._inspect(container_id, CONTAINER_KIND))
         except CRIError as err:
             log.warning("cannot follow the log of %s: %s", container_id[:13], err.message)
             return
-        self._attach_logs(container_id, convert.raw_labels(data))
+        self.logs.attach(container_id, labelcodec.join(labels))
 
     def _recover(self) -> None:
         """At start-up: resume copying the log of every container that has one, release
@@ -755,7 +756,7 @@ class NerdctlShim(Shim):
             log.warning("cannot resume container logs nor sweep CNI state: %s", err.message)
             return
         try:
-            self.staging.sweep(self._created_names)
+            self.staging.sweep(lambda: self._names(only_created=True))
         except (CRIError, OSError) as err:
             log.warning("cannot release orphaned recursive read-only mounts: %s", err)
         for row in rows:
@@ -763,19 +764,11 @@ class NerdctlShim(Shim):
             if labels.get(KIND_LABEL) != CONTAINER_KIND:
                 continue
             if convert.container_from_row(row).state != cri.CONTAINER_CREATED:
-                self._attach_logs(row["ID"], labels)
+                self.logs.attach(row["ID"], labels)
         self.pod_network.sweep({row["ID"] for row in rows})
 
-    def _created_names(self) -> set[str]:
-        # every container of the namespace, pycri's or not: a name is staged for one only
-        return {
-            str(row.get("Names") or "")
-            for row in self._ps(None)
-            if str(row.get("Status") or "").lower().startswith("created")
-        }
-
     def reopen_container_log(self, container_id: str) -> None:
-        if self.copiers.reopen(container_id):
+        if self.logs.reopen(container_id):
             return
         # no live copier (it ended, or the server restarted): start one on a new file
         data = self._inspect(container_id, CONTAINER_KIND)
@@ -784,7 +777,7 @@ class NerdctlShim(Shim):
         if cri_path:
             Path(cri_path).parent.mkdir(parents=True, exist_ok=True)
             Path(cri_path).touch()
-        self._attach_logs(container_id, labelcodec.join(labels))
+        self.logs.attach(container_id, labelcodec.join(labels))
 
     # -- stats (see stats.py) ---------------------------------------------------
 
@@ -797,7 +790,7 @@ class NerdctlShim(Shim):
                 return []  # removed since it was listed: left out, as a ps would leave it
             return [stats.container_stats(self.cgroups, data)]
         wanted = set(container_ids)
-        rows = self._ps(CONTAINER_KIND)
+        rows = self._pycri_rows()
         return [stats.container_stats(self.cgroups, row) for row in rows if row["ID"] in wanted]
 
     def pod_sandbox_stats(self, pod_ids: Sequence[str]) -> list[cri.PodSandboxStats]:
@@ -805,7 +798,7 @@ class NerdctlShim(Shim):
         wanted = set(pod_ids)
         pods: dict[str, dict[str, Any]] = {}
         members: dict[str, list[dict[str, Any]]] = {pod_id: [] for pod_id in wanted}
-        for row in self._ps(None, [f"label={KIND_LABEL}"]):
+        for row in self._pycri_rows():
             labels = row.get("Labels") or {}
             if labels.get(KIND_LABEL) == SANDBOX_KIND and row["ID"] in wanted:
                 pods[row["ID"]] = row
@@ -823,7 +816,7 @@ class NerdctlShim(Shim):
     def pod_sandbox_metrics(self) -> list[cri.PodSandboxMetrics]:
         """One ``ps``; the rest from runc's state and the kernel (see metrics.py)."""
         return metrics.pod_sandbox_metrics(
-            self._ps(None, [f"label={KIND_LABEL}"]),
+            self._pycri_rows(),
             self._runc,
             self.options.cgroup_root,
             self.options.containerd_root,
@@ -846,10 +839,16 @@ class NerdctlShim(Shim):
         auth: cri.AuthConfig | None,
         progress: Callable[[PullProgress], None] | None = None,
     ) -> str:
-        return self.images.pull(image, auth)
+        try:
+            return self.images.pull(image, auth)
+        finally:
+            self.image_memo.clear()
 
     def remove_image(self, image: str) -> None:
-        self.images.remove(image)
+        try:
+            self.images.remove(image)
+        finally:
+            self.image_memo.clear()  # its event may still be on its way
 
     def image_fs_info(self) -> cri.ImageFsInfoResponse:
         return self.images.fs_info()

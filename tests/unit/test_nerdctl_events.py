@@ -1,0 +1,333 @@
+"""The nerdctl shim's container view (view.py): event lines as nerdctl 1.7.7 prints them.
+
+``data/nerdctl_events.jsonl`` holds lines captured from ``nerdctl events
+--format json`` on containerd 1.6.20, namespace ``pycri-nev``: create/start/
+stop/start again/kill -9/``rm -f`` of one container, ``run -d`` of a command
+that exits, a failed start (nerdctl's error label), an exec, pause and
+unpause; one line of another namespace (``moby``) and one probe (the
+namespace label update).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pycri.api import api_pb2 as cri
+from pycri.core.engine import KIND_LABEL
+from pycri_shims.nerdctl import convert
+from pycri_shims.nerdctl.runner import NerdctlRunner
+from pycri_shims.nerdctl.view import (
+    CREATED,
+    PROBE_LABEL,
+    RUNNING,
+    ContainerView,
+    EngineEvent,
+    Entry,
+    ImageMemo,
+    apply_event,
+    parse_event,
+)
+
+LINES = (Path(__file__).parent / "data" / "nerdctl_events.jsonl").read_text().splitlines()
+NS = "pycri-nev"
+A = "3c06b64f3f269cf796a249c1dc4c60f8eeee3f5b1aba2b7dc6bd6ea065173a7e"  # create, start, kill...
+B = "0d98f4d96c10897134fb9416abe34018db7fcdad5c2328469402bd041c9be92f"  # run -d true
+C = "e2a44a8d2551d08b091414383bcd145785bab9681850994fd7772353e0012c87"  # failed start
+X = "c3783b166ed545193350c3b4f32b6ade621e5ca06796c94874a476e1fa4d5e44"  # exec, pause
+
+
+def events() -> list[EngineEvent]:
+    parsed = [parse_event(line) for line in LINES]
+    assert all(event is not None for event in parsed)
+    return [event for event in parsed if event is not None]
+
+
+def ours(topic: str, container_id: str) -> list[EngineEvent]:
+    return [e for e in events() if e.topic == topic and e.container_id == container_id]
+
+
+def test_every_captured_line_parses() -> None:
+    topics = {e.topic for e in events()}
+    assert {
+        "/containers/create",
+        "/containers/update",
+        "/containers/delete",
+        "/tasks/create",
+        "/tasks/start",
+        "/tasks/exit",
+        "/tasks/delete",
+        "/tasks/paused",
+        "/tasks/resumed",
+        "/namespaces/update",
+    } <= topics
+    assert {e.namespace for e in events()} == {NS, "moby"}
+
+
+def test_container_events_name_the_container() -> None:
+    create = ours("/containers/create", A)[0]
+    assert create.image == "docker.io/library/busybox:latest"
+    assert create.timestamp == "2026-12-03T15:50:27.97939094Z"
+    assert create.labels is None  # containerd's create event carries none
+    update = ours("/containers/update", A)[0]
+    assert update.labels is not None
+    assert update.labels["nerdctl/name"] == "nev-a"
+    assert ours("/containers/delete", A)
+
+
+def test_an_exec_exit_is_not_the_containers() -> None:
+    exits = ours("/tasks/exit", X)
+    assert [(e.init, e.exit_status) for e in exits] == [(False, 0), (True, 137)]
+
+
+def test_the_probe_is_recognised() -> None:
+    probe = next(e for e in events() if e.topic == "/namespaces/update")
+    assert probe.probe == "6f1c0de2a9b84f07a3b1e4c2d5f60718"
+    assert probe.namespace == NS  # the updating client's namespace: the shim's
+    assert PROBE_LABEL == "io.pycri.events-probe"
+
+
+def test_garbage_is_not_an_event() -> None:
+    for line in ["", "not json", "[1, 2]", '{"Event": "{broken"}', 'time="x" level=fatal']:
+        assert parse_event(line) is None
+
+
+def replay(entries: dict[str, Entry], container_id: str, upto: int | None = None) -> list[str]:
+    """The status after each event of ``container_id`` of the capture."""
+    seen = []
+    for event in [e for e in events() if e.namespace == NS and e.container_id == container_id][
+        :upto
+    ]:
+        assert apply_event(entries, event)
+        entry = entries.get(container_id)
+        seen.append(entry.status if entry is not None else "gone")
+    return seen
+
+
+def test_a_lifecycle_replays_as_ps_shows_it() -> None:
+    entries: dict[str, Entry] = {}
+    assert replay(entries, A) == [
+        CREATED,  # create
+        CREATED,  # update (labels, by start)
+        CREATED,  # task create
+        RUNNING,  # task start
+        RUNNING,  # update (by stop)
+        "Exited (137)",
+        "Exited (137)",  # update (by the second start)
+        CREATED,  # the old task deleted: ps says Created until the new one starts
+        CREATED,
+        RUNNING,
+        "Exited (137)",  # kill -9 of its init
+        CREATED,  # rm -f deletes the task
+        "gone",
+    ]
+
+
+def test_a_failed_start_shows_nerdctls_error_label() -> None:
+    entries: dict[str, Entry] = {}
+    replay(entries, C, upto=3)
+    entry = entries[C]
+    assert entry.labels is not None
+    assert "nerdctl/error" in entry.labels
+    assert entry.name == "nev-c"
+    assert convert.container_from_row(entry.row()).state == cri.CONTAINER_EXITED
+
+
+def test_pause_resume_and_exec() -> None:
+    entries: dict[str, Entry] = {}
+    assert replay(entries, X) == [
+        CREATED,
+        CREATED,
+        RUNNING,
+        RUNNING,  # exec-added
+        RUNNING,  # exec-started
+        RUNNING,  # the exec's exit
+        "Paused",
+        RUNNING,
+        "Exited (137)",
+        CREATED,
+        "gone",
+    ]
+
+
+def test_an_event_about_an_unseen_container_asks_for_a_rebuild() -> None:
+    entries: dict[str, Entry] = {}
+    start = ours("/tasks/start", A)[0]
+    assert not apply_event(entries, start)
+    # a delete of what is not known changes nothing a rebuild would
+    assert apply_event(entries, ours("/containers/delete", A)[0])
+
+
+# -- the view, without a stream ----------------------------------------------------
+
+
+def pod_row(pod_id: str, status: str = "Up") -> dict[str, Any]:
+    return {
+        "ID": pod_id,
+        "Names": "k8s_POD_coredns-7db6d8ff4d-x2k9p_kube-system_0",
+        "Image": "registry.k8s.io/pause:3.9",
+        "CreatedAt": "2026-12-03T15:50:27.97939094Z",
+        "Status": status,
+        "Labels": {
+            KIND_LABEL: "podsandbox",
+            "io.kubernetes.pod.name": "coredns-7db6d8ff4d-x2k9p",
+            "io.kubernetes.pod.namespace": "kube-system",
+        },
+    }
+
+
+def view_over(rows: list[dict[str, Any]]) -> ContainerView:
+    return ContainerView(NerdctlRunner("/nonexistent/nerdctl", [], 1.0), NS, lambda: rows)
+
+
+def line(topic: str, container_id: str, **inner: object) -> EngineEvent:
+    key = "id" if topic.startswith("/containers/") else "container_id"
+    envelope = {
+        "Timestamp": "2026-12-03T15:50:30Z",
+        "Namespace": NS,
+        "Topic": topic,
+        "Event": json.dumps({key: container_id, **inner}),
+    }
+    event = parse_event(json.dumps(envelope))
+    assert event is not None
+    return event
+
+
+def test_events_during_a_rebuild_are_replayed_over_the_snapshot() -> None:
+    pod = "a" * 64
+    rows = [pod_row(pod)]
+
+    def snapshot() -> list[dict[str, Any]]:
+        # the pod exits while ps runs: its event comes before ps returns, older state
+        view._feed(line("/tasks/exit", pod, id=pod, exit_status=0))
+        return rows
+
+    view = ContainerView(NerdctlRunner("/nonexistent/nerdctl", [], 1.0), NS, snapshot)
+    assert view.rows() is None  # not fresh before the first rebuild
+    view._rebuild()
+    assert view.fresh
+    pods = view.converted("podsandbox", convert.pod_from_row)
+    assert pods is not None
+    assert [p.state for p in pods] == [cri.SANDBOX_NOTREADY]
+
+
+def test_converted_items_are_kept_until_the_container_changes() -> None:
+    pod = "b" * 64
+    view = view_over([pod_row(pod)])
+    view._rebuild()
+    first = view.converted("podsandbox", convert.pod_from_row)
+    again = view.converted("podsandbox", convert.pod_from_row)
+    assert first is not None
+    assert again is not None
+    assert first[0] is again[0]
+    view._feed(line("/tasks/exit", pod, id=pod, exit_status=137))
+    changed = view.converted("podsandbox", convert.pod_from_row)
+    assert changed is not None
+    assert changed[0].state == cri.SANDBOX_NOTREADY
+    assert view.converted("container", convert.container_from_row) == []
+
+
+def test_unclaimed_containers_are_left_out_until_their_labels_are_known() -> None:
+    view = view_over([])
+    view._rebuild()
+    view._feed(line("/containers/create", "c" * 64, image="busybox"))
+    assert view.rows() == []
+    fresh, entry = view.entry("c" * 64)
+    assert not fresh
+    assert entry is None
+    view.claim("c" * 64, "k8s_coredns_coredns-7db6d8ff4d-x2k9p", "busybox", {"a": "b"})
+    rows = view.rows()
+    assert rows is not None
+    assert [r["Labels"] for r in rows] == [{"a": "b"}]
+
+
+def test_a_missed_event_makes_the_view_stale() -> None:
+    view = view_over([])
+    view._rebuild()
+    view._feed(line("/tasks/start", "d" * 64))
+    assert not view.fresh
+    assert view.rows() is None
+
+
+def test_await_state_returns_once_the_event_is_in() -> None:
+    pod = "e" * 64
+    view = view_over([pod_row(pod)])
+    view._rebuild()
+    view._feed(line("/containers/delete", pod))
+    view.await_state(pod, lambda entry: entry is None)  # at once: already applied
+    assert view.fresh
+
+
+def test_image_memo_forgets_on_image_events() -> None:
+    view = view_over([])
+    memo: ImageMemo[str] = ImageMemo(view)
+    calls: list[str] = []
+
+    def look(ref: str) -> str:
+        calls.append(ref)
+        return f"sha256:{len(calls)}"
+
+    assert memo.get("busybox", look) == "sha256:1"  # not fresh: not kept
+    view._rebuild()
+    assert memo.get("busybox", look) == "sha256:2"
+    assert memo.get("busybox", look) == "sha256:2"
+    envelope = {"Namespace": NS, "Topic": "/images/update", "Event": '{"name": "busybox"}'}
+    event = parse_event(json.dumps(envelope))
+    assert event is not None
+    view._feed(event)
+    assert memo.get("busybox", look) == "sha256:3"
+    assert calls == ["busybox"] * 3
+
+
+def test_container_events_as_the_cri_reports_them() -> None:
+    kinds = [
+        (e.topic, message.container_event_type)
+        for e in events()
+        if e.container_id == X and (message := convert.container_event(e)) is not None
+    ]
+    assert kinds == [
+        ("/containers/create", cri.CONTAINER_CREATED_EVENT),
+        ("/tasks/start", cri.CONTAINER_STARTED_EVENT),
+        ("/tasks/exit", cri.CONTAINER_STOPPED_EVENT),  # the init's; the exec's is left out
+        ("/containers/delete", cri.CONTAINER_DELETED_EVENT),
+    ]
+    stopped = convert.container_event(ours("/tasks/exit", X)[-1])
+    assert stopped is not None
+    assert stopped.created_at == 1796313795828851651  # the envelope's timestamp
+
+
+def test_only_unasked_changes_of_pycri_containers_are_passed_on() -> None:
+    passed: list[str] = []
+    container = {**pod_row("f" * 64), "Labels": {KIND_LABEL: "container"}}
+    view = ContainerView(
+        NerdctlRunner("/nonexistent/nerdctl", [], 1.0),
+        NS,
+        lambda: [container, pod_row("a" * 64)],
+        lambda event: passed.append(f"{event.topic} {event.container_id[0]}"),
+    )
+    view._rebuild()
+    with view.expecting("f" * 64):
+        view._feed(line("/tasks/exit", "f" * 64, id="f" * 64, exit_status=0))  # its own stop
+    view._feed(line("/tasks/start", "f" * 64))  # started behind pycri's back
+    view._feed(line("/tasks/exit", "a" * 64, id="a" * 64))  # a pod: no container event
+    view._feed(line("/containers/delete", "f" * 64))
+    assert passed == ["/tasks/start f", "/containers/delete f"]
+
+
+def test_a_claim_made_while_a_rebuild_runs_ps_is_kept() -> None:
+    new = "9" * 64
+    labels = {KIND_LABEL: "podsandbox", "io.kubernetes.pod.name": "coredns-7db6d8ff4d-x2k9p"}
+
+    def snapshot() -> list[dict[str, Any]]:
+        # RunPodSandbox finishes while ps runs: ps missed the pod, its events are buffered
+        view._feed(line("/containers/create", new, image="registry.k8s.io/pause:3.9"))
+        view._feed(line("/tasks/start", new))
+        view.claim(new, "k8s_POD_coredns", "registry.k8s.io/pause:3.9", labels)
+        return []
+
+    view = ContainerView(NerdctlRunner("/nonexistent/nerdctl", [], 1.0), NS, snapshot)
+    view._rebuild()
+    pods = view.converted("podsandbox", convert.pod_from_row)
+    assert pods is not None
+    assert [(p.id, p.state) for p in pods] == [(new, cri.SANDBOX_READY)]
