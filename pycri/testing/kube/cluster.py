@@ -99,6 +99,8 @@ class Cluster:
         self.daemons: dict[str, Daemon] = {}
         self.dockerd: PrivateDockerd | None = None
         self.endpoint = ""  # the kubelet's CRI endpoint, once the runtime is up
+        self._images_before: set[str] = set()
+        self._images_known = False  # never remove images without knowing what was there
         self.pki: PKI | None = None
         self._created_host_paths: list[Path] = []
         self._started_ns = time.time_ns()
@@ -172,6 +174,8 @@ class Cluster:
             "--leader-elect=false",
         )  # fmt: skip
         self.endpoint = self._start_runtime(timeout)
+        self._images_before = self._image_ids()
+        self._images_known = True
         self._start_kubelet(pki)
         wait_until(f"node {self.node}", self._node_ready, timeout, log=self.daemons["kubelet"].log)
         # the default service account appears shortly after the namespace; pods need it
@@ -422,9 +426,14 @@ class Cluster:
         if self.endpoint:
             with contextlib.suppress(Exception):
                 self._remove_what_the_kubelet_left()
+            with contextlib.suppress(Exception):
+                self._remove_pulled_images()
         for name in ("pycri-server", "kube-apiserver", "etcd"):
             if name in self.daemons:
                 self.daemons[name].stop()
+        if self.runtime == "nerdctl":  # refused while containerd still holds anything in it
+            subprocess.run(["ctr", "namespaces", "remove", self.nerdctl_namespace],
+                           capture_output=True, timeout=60)  # fmt: skip
         if self.dockerd is not None:
             self.dockerd.stop()
         subprocess.run(["ip", "link", "delete", NODE_LINK], capture_output=True, timeout=30)
@@ -468,6 +477,18 @@ class Cluster:
                     continue
                 client.stop_pod_sandbox(cri.StopPodSandboxRequest(pod_sandbox_id=pod.id))
                 client.remove_pod_sandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=pod.id))
+
+    def _image_ids(self) -> set[str]:
+        with self.cri() as client:
+            return {image.id for image in client.list_images(cri.ListImagesRequest()).images}
+
+    def _remove_pulled_images(self) -> None:
+        """The images pulled while the cluster ran: the next cluster starts on a bare node."""
+        if not self._images_known:
+            return
+        with self.cri() as client:
+            for image_id in self._image_ids() - self._images_before:
+                client.remove_image(cri.RemoveImageRequest(image=cri.ImageSpec(image=image_id)))
 
     @staticmethod
     def _unmount_under(root: Path) -> None:

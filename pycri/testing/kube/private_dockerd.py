@@ -112,9 +112,24 @@ class PrivateDockerd:
         self.daemon.stop(timeout=60)
         _ip("link", "delete", self.bridge, check=False)
         for namespace in (self.namespace, f"{self.namespace}-plugins"):
-            # refused while anything is left in it, which the caller's checks then show
-            subprocess.run(
-                ["ctr", "--address", HOST_CONTAINERD, "namespaces", "remove", namespace],
-                capture_output=True,
-                timeout=30,
-            )
+            self._drop_containerd_namespace(namespace)
+
+    @staticmethod
+    def _drop_containerd_namespace(namespace: str) -> None:
+        """dockerd leases what it pulls in containerd; release that and the namespace."""
+        ctr = ["ctr", "--address", HOST_CONTAINERD, "--namespace", namespace]
+        leases = subprocess.run([*ctr, "leases", "ls", "-q"], capture_output=True, text=True,
+                                timeout=30).stdout.split()  # fmt: skip
+        if leases:
+            # --sync: the content and snapshots they held go now, not at the next GC
+            subprocess.run([*ctr, "leases", "rm", "--sync", *leases], capture_output=True,
+                           timeout=120)  # fmt: skip
+        # refused while anything is left in it, which the caller's checks then show
+        subprocess.run(["ctr", "--address", HOST_CONTAINERD, "namespaces", "remove", namespace],
+                       capture_output=True, timeout=30)  # fmt: skip
+
+    @staticmethod
+    def containerd_namespaces() -> list[str]:
+        listed = subprocess.run(["ctr", "--address", HOST_CONTAINERD, "namespaces", "ls", "-q"],
+                                capture_output=True, text=True, timeout=30)  # fmt: skip
+        return listed.stdout.split()

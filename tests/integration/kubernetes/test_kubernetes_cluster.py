@@ -30,6 +30,7 @@ from pycri.api import api_pb2 as cri
 from pycri.testing import require_real
 from pycri.testing.kube import RUNTIMES, Cluster
 from pycri.testing.kube.cluster import KUBELET_HOST_PATHS, NODE_LINK, default_bin_dir
+from pycri.testing.kube.private_dockerd import PrivateDockerd
 
 pytestmark = [pytest.mark.real, pytest.mark.slow]
 
@@ -97,7 +98,7 @@ def _why_unavailable(runtime: str) -> str | None:
     return None
 
 
-def _host_leftovers(directory: Path, before: set[Path], node: str) -> list[str]:
+def _host_leftovers(directory: Path, before: set[Path], runtime: str) -> list[str]:
     found = []
     mounts = Path("/proc/self/mountinfo").read_text()
     if str(directory) in mounts:
@@ -112,6 +113,10 @@ def _host_leftovers(directory: Path, before: set[Path], node: str) -> list[str]:
     for link in ("pycri-k8s0", NODE_LINK):
         if Path(f"/sys/class/net/{link}").exists():
             found.append(f"network interface {link}")
+    namespaces = PrivateDockerd.containerd_namespaces()
+    found += [f"containerd namespace {n}" for n in namespaces if n.startswith("pycri-pycri-k8s0")]
+    if runtime == "nerdctl" and "pycri-k8s" in namespaces:
+        found.append("containerd namespace pycri-k8s (its images, snapshots or leases)")
     nat = subprocess.run(["iptables", "-t", "nat", "-S"], capture_output=True, text=True).stdout
     found += [f"nat rule {r}" for r in nat.splitlines() if "pycri-k8s-" in r]
     return found
@@ -132,7 +137,7 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
         yield cluster
     finally:
         cluster.down()
-        left = _host_leftovers(directory, before, cluster.node)
+        left = _host_leftovers(directory, before, runtime)
         assert not left, f"the {runtime} cluster left: {left}"
 
 
