@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import sys
 import threading
 import time
@@ -14,6 +13,7 @@ import click
 from pycri.api import api_pb2 as cri
 from pycri.cli.common import go_map, output_option, pass_session, run_each, template_option
 from pycri.cli.errors import CLIError
+from pycri.cli.gosort import go_sort
 from pycri.cli.imagelist import apply_filters, ref_less, repo_digest, repo_tags
 from pycri.cli.output import (
     echo,
@@ -112,7 +112,8 @@ def list_images(session: Session, name: str = "", filters: tuple[str, ...] = ())
     client = session.client
     request = cri.ListImagesRequest(filter=cri.ImageFilter(image=cri.ImageSpec(image=name)))
     images = list(session.rpc(client.list_images, request).images)
-    images.sort(key=functools.cmp_to_key(ref_less))
+    # crictl's Less is no strict weak order: only Go's own algorithm gives its order
+    go_sort(images, lambda a, b: ref_less(a, b) < 0)
     return apply_filters(images, filters)
 
 
