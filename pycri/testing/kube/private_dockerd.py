@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 import urllib.error
 from pathlib import Path
 
@@ -124,9 +125,13 @@ class PrivateDockerd:
             # --sync: the content and snapshots they held go now, not at the next GC
             subprocess.run([*ctr, "leases", "rm", "--sync", *leases], capture_output=True,
                            timeout=120)  # fmt: skip
-        # refused while anything is left in it, which the caller's checks then show
-        subprocess.run(["ctr", "--address", HOST_CONTAINERD, "namespaces", "remove", namespace],
-                       capture_output=True, timeout=30)  # fmt: skip
+        # refused while anything is left in it: the snapshots the leases held go
+        # a moment after the leases (the snapshotter's cleanup runs after the GC)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and namespace in PrivateDockerd.containerd_namespaces():
+            subprocess.run(["ctr", "--address", HOST_CONTAINERD, "namespaces", "remove",
+                            namespace], capture_output=True, timeout=30)  # fmt: skip
+            time.sleep(0.5)
 
     @staticmethod
     def containerd_namespaces() -> list[str]:
