@@ -150,6 +150,8 @@ def orphan_rules(namespace: str, listing: str, live: Collection[str]) -> list[st
     """
     chains = {line[3:] for line in listing.splitlines() if line.startswith("-N ")}
     lines: list[str] = []
+    # chains go after every rule jumping to them: a pod whose ADD ran twice has two
+    removed: list[str] = []
     for line in listing.splitlines():
         if not line.startswith("-A POSTROUTING "):
             continue
@@ -165,9 +167,9 @@ def orphan_rules(namespace: str, listing: str, live: Collection[str]) -> list[st
             continue  # not the bridge plugin's rule
         lines.append("-D" + line[2:])
         if chain in chains:
-            lines += [f"-F {chain}", f"-X {chain}"]
+            removed += [f"-F {chain}", f"-X {chain}"]
             chains.discard(chain)
-    return lines
+    return lines + removed
 
 
 def orphan_caches(

@@ -196,3 +196,12 @@ def test_the_sweep_releases_only_the_orphans(host: Path) -> None:
     restore = (host / "log.restore").read_text()
     assert chain_name("bridge", OURS) in restore
     assert chain_name("bridge", OTHER) not in restore
+
+
+def test_a_chain_goes_after_every_rule_that_jumps_to_it() -> None:
+    """A pod whose ADD ran twice has two POSTROUTING rules into one chain (seen on a
+    host: iptables-restore refused the second -D once the chain had been dropped)."""
+    first, second = _rules(OURS, "10.4.0.45"), _rules(OURS, "10.4.0.46")[1]
+    chain = chain_name("bridge", OURS)
+    lines = cni.orphan_rules("pycri", "\n".join([*first, second]), set())
+    assert lines == ["-D" + first[1][2:], "-D" + second[2:], f"-F {chain}", f"-X {chain}"]
