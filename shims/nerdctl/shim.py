@@ -52,7 +52,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from pycri.api import api_pb2 as cri
 from pycri.core import metrics as core_metrics
@@ -111,6 +111,9 @@ class NerdctlShim(Shim):
     """The containerd shim (see the module docstring for what each RPC costs)."""
 
     name = "nerdctl"
+    #: the view hands out one list entry per container state (ContainerView.converted,
+    #: dropped on every change); the subprocess fallback builds new ones each call
+    stable_list_entries: ClassVar[bool] = True
 
     def __init__(
         self,
