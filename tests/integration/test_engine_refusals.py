@@ -1,6 +1,6 @@
 """An engine refusing a value of the request answers INVALID_ARGUMENT with the engine's words.
 
-Real bad values, sent through core to each engine shim (DESIGN.md's error
+Real bad values, sent through core to each engine shim (docs/design.md's error
 table), and a failure of the OCI runtime as the control that must not
 become INVALID_ARGUMENT.
 """
