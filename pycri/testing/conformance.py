@@ -34,8 +34,8 @@ import pytest
 
 from pycri.api import api_pb2 as cri
 from pycri.client import CRIClient
-from pycri.core import runtime as runtime_module
 from pycri.core.logs import parse_log_line
+from pycri.core.rpcs import base as rpc_base
 from pycri.core.rro_staging import RROStaging
 from pycri.core.runtime import CRIRuntime
 from pycri.core.sandbox_resources import PodResources, SandboxResources
@@ -653,7 +653,7 @@ class ShimConformance:
     ) -> None:
         """StreamContainerStats / StreamPodSandboxStats: the List forms' stats, same filters,
         in batches of at most STREAM_BATCH."""
-        monkeypatch.setattr(runtime_module, "STREAM_BATCH", 2)
+        monkeypatch.setattr(rpc_base, "STREAM_BATCH", 2)
         run = uuid.uuid4().hex[:12]
         made: dict[str, list[str]] = {}
         for replica in range(3):
@@ -769,7 +769,7 @@ class ShimConformance:
         self, client: CRIClient, pods: PodFactory, shim: Shim, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """A client that cancels after the first batch: the server fetches no more batches."""
-        monkeypatch.setattr(runtime_module, "STREAM_BATCH", 1)
+        monkeypatch.setattr(rpc_base, "STREAM_BATCH", 1)
         run = uuid.uuid4().hex[:12]
         config = self.kube_system_pod(pods, "kube-proxy", run=run)
         pod_id, _ = pods.run(config)
