@@ -39,8 +39,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,16 +48,21 @@ import yaml
 from pycri.api import api_pb2 as cri
 from pycri.client import CRIClient
 from pycri.errors import CRIError
+from pycri.testing.critest import find_critest, run_critest_benchmark
+from pycri.testing.critest_endpoints import (
+    CRITEST_POD_NAMESPACE,
+    REFERENCE,
+    SANDBOX_IMAGE,
+    critest_endpoint,
+    pull_sandbox_image,
+)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PARAMS = HERE / "critest-benchmark.yaml"
-CONTAINERD_SOCK = "/run/containerd/containerd.sock"
-REFERENCE = "containerd"
 SHIMS = ("docker", "nerdctl")
 #: the nerdctl shim's namespace here: not the test suite's, not critest gate's
 NERDCTL_NAMESPACE = "pycri-critest-bench"
-SANDBOX_IMAGE = "registry.k8s.io/pause:3.9"
 REGISTRY = "127.0.0.1:5000"
 #: the repository of the image benchmarks' images (critest-benchmark.yaml)
 BENCH_REPOSITORY = "pycri-bench/image"
@@ -70,7 +74,6 @@ KEPT = {
     "nerdctl": (),
     REFERENCE: ("docker.io/library/busybox:latest", SANDBOX_IMAGE),
 }
-CRITEST_POD_NAMESPACE = "cri-test-namespace"
 #: pod names only critest's benchmarks use (pkg/benchmark/pod.go, pod_container.go); the
 #: container benchmark's pods are named as the validation specs' (framework.util.go)
 BENCH_ONLY_POD_PREFIXES = (
@@ -335,92 +338,25 @@ def remove_bench_pods(endpoint: str, since_ns: int, ours: set[str]) -> list[str]
     return left
 
 
-@contextmanager
-def endpoint_of(target: str, directory: Path) -> Iterator[str]:
-    """containerd's CRI socket, or a ``pycri-server --shim TARGET`` on a temporary socket."""
-    if target == REFERENCE:
-        yield f"unix://{CONTAINERD_SOCK}"
-        return
-    sock = directory / "cri.sock"
-    command = [
-        sys.executable,
-        "-m",
-        "pycri.server.main",
-        "--shim",
-        target,
-        "--listen",
-        f"unix://{sock}",
-        "--allow-privileged",  # as a kubelet node: critest's specs run privileged pods
-        "--log-level",
-        "warning",
-    ]
-    if target == "nerdctl":
-        command += ["--shim-option", f"namespace={NERDCTL_NAMESPACE}"]
-        # a node starts with its sandbox image
-        subprocess.run(
-            ["nerdctl", "--namespace", NERDCTL_NAMESPACE, "pull", "-q", SANDBOX_IMAGE],
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
-    log = directory / "pycri-server.log"
-    with log.open("w") as out:
-        server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while not sock.exists():
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"pycri-server --shim {target} did not start; see {log}")
-            time.sleep(0.05)
-        yield f"unix://{sock}"
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-
-
-def run_critest(
-    critest: str, endpoint: str, params: Path, out: Path, timeout: float
-) -> tuple[int, float]:
-    """``critest -benchmark`` into ``out``; its exit status and seconds."""
-    out.mkdir(parents=True, exist_ok=True)
-    command = [
-        critest,
-        "-benchmark",
-        f"-runtime-endpoint={endpoint}",
-        f"-image-endpoint={endpoint}",
-        f"-benchmarking-params-file={params}",
-        f"-benchmarking-output-dir={out}",
-        "-ginkgo.no-color",
-        f"-ginkgo.timeout={int(timeout)}s",
-    ]
-    started = time.monotonic()
-    with (out / "critest.log").open("w") as log:
-        log.write("# " + " ".join(command) + "\n")
-        log.flush()
-        # critest writes scratch files into its working directory
-        done = subprocess.run(
-            command, cwd=out, stdout=log, stderr=subprocess.STDOUT, timeout=timeout + 120
-        )
-    return done.returncode, time.monotonic() - started
-
-
 def run_target(
     target: str, critest: str, params: Path, out: Path, images: Sequence[str], timeout: float
 ) -> dict[str, Benchmark]:
     kept = image_ids(target)
+    if target == "nerdctl":
+        pull_sandbox_image(NERDCTL_NAMESPACE)
     started_ns = time.time_ns()
     with tempfile.TemporaryDirectory(prefix="pycri-cb-") as tmp:  # short: a socket goes here
-        with endpoint_of(target, Path(tmp)) as endpoint:
+        with critest_endpoint(
+            target, Path(tmp), nerdctl_namespace=NERDCTL_NAMESPACE, log_level="warning"
+        ) as endpoint:
             try:
-                code, seconds = run_critest(critest, endpoint, params, out, timeout)
+                code, seconds = run_critest_benchmark(
+                    critest, endpoint, params, out, timeout=timeout
+                )
             finally:
                 left = remove_bench_pods(endpoint, started_ns, run_pod_ids(out))
                 remove_bench_images(endpoint, images)
-        log = Path(tmp) / "pycri-server.log"
+        log = Path(tmp) / "server.log"
         if log.exists():
             shutil.copy(log, out / "pycri-server.log")
     lost = restore_images(target, kept)
@@ -442,7 +378,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1, help="runs per target, order rotating")
     parser.add_argument("--params", type=Path, default=PARAMS, help="critest's parameters file")
     parser.add_argument("--out", type=Path, help="keep critest's output here (default: temp)")
-    parser.add_argument("--critest", default=shutil.which("critest") or "/usr/local/bin/critest")
+    parser.add_argument("--critest", default=find_critest())
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per critest run")
     args = parser.parse_args()
 

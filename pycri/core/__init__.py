@@ -1,5 +1,6 @@
 """Rules every shim shares; :class:`CRIRuntime` serves the CRI over a shim."""
 
-from pycri.core.runtime import CRIRuntime, rpc
+from pycri.core.rpcs.base import rpc
+from pycri.core.runtime import CRIRuntime
 
 __all__ = ["CRIRuntime", "rpc"]

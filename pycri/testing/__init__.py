@@ -6,6 +6,9 @@
 * :mod:`pycri.testing.conformance` is the suite every shim must pass;
 * :class:`pycri.testing.server_process.ServerProcess` runs pycri-server in a
   process of its own, for tests that kill -9 it and start it again;
+* :mod:`pycri.testing.critest` runs critest (its suite or its benchmarks) and
+  reads its report; :mod:`pycri.testing.critest_endpoints` gives it pycri-server
+  on a shim, or containerd's CRI as the reference;
 * :func:`engine_shims` and :func:`require_shim` let a test run on every
   registered shim that drives a real engine, so a new shim joins by
   registering.

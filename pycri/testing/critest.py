@@ -7,12 +7,14 @@ passed, failed or skipped themselves; :func:`compare` holds the passed ones
 against a committed list of specs expected to pass (one spec's full text per
 line, see :func:`spec_name`). The lists only grow: an expected spec that did
 not pass is a regression, a passing one that is not listed yet is news.
+:func:`run_critest_benchmark` runs critest's own ``-benchmark`` mode instead.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -25,13 +27,17 @@ __all__ = [
     "CritestRun",
     "SpecResult",
     "compare",
+    "find_critest",
     "parse_report",
     "read_spec_list",
     "run_critest",
+    "run_critest_benchmark",
     "short_message",
     "spec_name",
 ]
 
+#: where scripts/setup-critest.sh installs it
+INSTALLED_CRITEST = "/usr/local/bin/critest"
 #: ginkgo states that mean the spec ran and did not pass
 _FAILED_STATES = {"failed", "panicked", "timedout", "interrupted", "aborted"}
 
@@ -176,32 +182,68 @@ def run_critest(
     report = report_dir / "report.json"
     report.unlink(missing_ok=True)
     command = [
-        critest,
-        f"-runtime-endpoint={endpoint}",
-        f"-image-endpoint={endpoint}",
+        *_command(critest, endpoint, timeout),
         f"-report-dir={report_dir}",
         f"-ginkgo.json-report={report}",
         "-ginkgo.v",
-        "-ginkgo.no-color",
         "-ginkgo.flake-attempts=1",
-        f"-ginkgo.timeout={int(timeout)}s",
         *([f"-ginkgo.seed={seed}"] if seed is not None else []),
         *extra_args,
     ]
+    returncode, seconds = _run_logged(command, report_dir, timeout + 60, env)
+    results = parse_report(report) if report.exists() else {}
+    return CritestRun(command, returncode, seconds, report_dir, results)
+
+
+def run_critest_benchmark(
+    critest: str, endpoint: str, params: Path, out: Path, *, timeout: float = 1800.0
+) -> tuple[int, float]:
+    """``critest -benchmark`` with the parameters file ``params``; its exit status and seconds.
+
+    ``out`` gets ``critest.log`` and one ``*_benchmark_data.json`` a benchmark.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    command = [
+        *_command(critest, endpoint, timeout),
+        "-benchmark",
+        f"-benchmarking-params-file={params}",
+        f"-benchmarking-output-dir={out}",
+    ]
+    return _run_logged(command, out, timeout + 120)
+
+
+def find_critest() -> str:
+    """critest on the PATH, else where scripts/setup-critest.sh installs it."""
+    return shutil.which("critest") or INSTALLED_CRITEST
+
+
+def _command(critest: str, endpoint: str, timeout: float) -> list[str]:
+    """What every run passes: the endpoint for both services, ginkgo's limit, plain output."""
+    return [
+        critest,
+        f"-runtime-endpoint={endpoint}",
+        f"-image-endpoint={endpoint}",
+        "-ginkgo.no-color",
+        f"-ginkgo.timeout={int(timeout)}s",
+    ]
+
+
+def _run_logged(
+    command: list[str], directory: Path, timeout: float, env: Mapping[str, str] | None = None
+) -> tuple[int, float]:
+    """Run in ``directory`` with its output in ``critest.log`` there; exit status, seconds."""
     started = time.monotonic()
-    with (report_dir / "critest.log").open("w") as log:
+    with (directory / "critest.log").open("w") as log:
         log.write("# " + " ".join(command) + "\n")
         log.flush()
         # critest writes scratch files into its working directory
         process = subprocess.run(
             command,
-            cwd=report_dir,
+            cwd=directory,
             stdout=log,
             stderr=subprocess.STDOUT,
-            timeout=timeout + 60,
+            timeout=timeout,
             check=False,
             env={**os.environ, **(env or {})},
         )
-    seconds = time.monotonic() - started
-    results = parse_report(report) if report.exists() else {}
-    return CritestRun(command, process.returncode, seconds, report_dir, results)
+    return process.returncode, time.monotonic() - started

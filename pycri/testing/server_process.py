@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from pycri.client import CRIClient
@@ -24,13 +25,27 @@ STOP_TIMEOUT = 60.0
 
 
 class ServerProcess:
-    """``python -m pycri.server.main --shim SHIM`` on ``<directory>/cri.sock``, no streaming."""
+    """``python -m pycri.server.main --shim SHIM`` on ``<directory>/cri.sock``.
 
-    def __init__(self, shim: str, directory: Path, options: dict[str, str] | None = None) -> None:
+    ``options`` are the shim's (``-O key=value``), ``args`` more of the
+    server's own; streaming (Exec, Attach, PortForward) only if asked for.
+    """
+
+    def __init__(
+        self,
+        shim: str,
+        directory: Path,
+        options: dict[str, str] | None = None,
+        *,
+        args: Sequence[str] = (),
+        streaming: bool = False,
+    ) -> None:
         self.shim = shim
         self.sock = directory / "cri.sock"
         self.log = directory / "server.log"
         self.options = dict(options or {})
+        self.args = list(args)
+        self.streaming = streaming
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> CRIClient:
@@ -39,7 +54,9 @@ class ServerProcess:
         argv = [sys.executable, "-m", "pycri.server.main", "--shim", self.shim]
         for key, value in self.options.items():
             argv += ["-O", f"{key}={value}"]
-        argv += ["--listen", f"unix://{self.sock}", "--no-streaming"]
+        argv += ["--listen", f"unix://{self.sock}", *self.args]
+        if not self.streaming:
+            argv.append("--no-streaming")
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(argv, stdout=log, stderr=log)
         deadline = time.monotonic() + START_TIMEOUT
@@ -51,12 +68,17 @@ class ServerProcess:
         client.wait_ready()
         return client
 
-    def kill9(self) -> None:
+    def kill9(self) -> int:
+        """SIGKILL it; its exit status."""
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=STOP_TIMEOUT)
+        return self.process.wait(timeout=STOP_TIMEOUT)
 
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
+    def stop(self) -> int | None:
+        """SIGTERM it and wait (TimeoutExpired after STOP_TIMEOUT); its exit status, if started."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=STOP_TIMEOUT)
+        return self.process.returncode

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from pycri.api import api_pb2 as cri
 from pycri.errors import DeadlineExceededError
-from pycri_shims.docker import streams
 from pycri_shims.docker.connection import DockerConnection
 from pycri_shims.docker.errors import translate
+from pycri_shims.docker.streams import STDERR, STDOUT, frames, open_stream, response_socket
 
 __all__ = ["MAX_OUTPUT", "exec_exit_code", "exec_sync", "kill_exec", "kill_process_tree"]
 
@@ -41,22 +41,22 @@ def exec_sync(
         exec_id = api.exec_create(container_id, list(cmd), stdout=True, stderr=True)["Id"]
         # No "Upgrade" header: Docker then answers 200 and streams until the
         # process ends, which urllib3 reads with its own buffering.
-        response = streams.open_stream(
+        response = open_stream(
             api,
             "POST",
             f"/exec/{exec_id}/start",
             body={"Detach": False, "Tty": False},
             read_timeout=float(timeout) if timeout > 0 else None,
         )
-    output = {streams.STDOUT: bytearray(), streams.STDERR: bytearray()}
-    sock = streams.response_socket(response)
+    output = {STDOUT: bytearray(), STDERR: bytearray()}
+    sock = response_socket(response)
     try:
-        frames = streams.frames(response)
+        framed = frames(response)
         while True:
             if deadline is not None and sock is not None:
                 sock.settimeout(max(0.001, deadline - time.monotonic()))
             try:
-                stream, payload = next(frames)
+                stream, payload = next(framed)
             except StopIteration:
                 break
             except Exception as err:
@@ -72,8 +72,8 @@ def exec_sync(
     finally:
         response.close()
     return cri.ExecSyncResponse(
-        stdout=bytes(output[streams.STDOUT]),
-        stderr=bytes(output[streams.STDERR]),
+        stdout=bytes(output[STDOUT]),
+        stderr=bytes(output[STDERR]),
         exit_code=exec_exit_code(conn, exec_id, what),
     )
 

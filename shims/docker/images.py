@@ -37,8 +37,8 @@ from pycri.errors import (
     NotFoundError,
 )
 from pycri.shim import PullProgress
-from pycri_shims.docker import streams
 from pycri_shims.docker.connection import DockerConnection
+from pycri_shims.docker.streams import open_stream
 
 __all__ = ["DockerImages", "auth_header_config"]
 
@@ -185,7 +185,7 @@ class DockerImages:
                 header = docker.auth.encode_header(auth_header_config(auth, ref.domain))
             else:  # the node's own credentials, as `docker pull` would use
                 header = docker.auth.get_config_header(api, ref.domain)
-            response = streams.open_stream(
+            response = open_stream(
                 api,
                 "POST",
                 "/images/create",

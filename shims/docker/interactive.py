@@ -42,9 +42,9 @@ from pycri.errors import (
 )
 from pycri.streaming.pump import copy_input, type_eof
 from pycri.streaming.streams import Output, ResizeQueue, StreamIO, TerminalSize
-from pycri_shims.docker import streams
 from pycri_shims.docker.connection import DockerConnection
 from pycri_shims.docker.execsync import exec_exit_code, kill_exec
+from pycri_shims.docker.streams import STDERR, open_stream, read_frames, response_socket
 
 __all__ = ["attach", "exec_stream"]
 
@@ -80,7 +80,7 @@ def exec_stream(conn: DockerConnection, container_id: str, cmd: Sequence[str], i
             tty=io.tty,
             detach_keys=DETACH_KEYS,
         )["Id"]
-        response = streams.open_stream(
+        response = open_stream(
             api,
             "POST",
             f"/exec/{exec_id}/start",
@@ -116,7 +116,7 @@ def attach(conn: DockerConnection, container_id: str, io: StreamIO) -> None:
         tty = bool(config.get("Tty"))
         # Docker ignores stdin unless the container was created with it (OpenStdin)
         stdin = io.stdin is not None and bool(config.get("OpenStdin"))
-        response = streams.open_stream(
+        response = open_stream(
             api,
             "POST",
             f"/containers/{container_id}/attach",
@@ -162,7 +162,7 @@ class _Session:
         self.stdin = io.stdin if stdin else None
         if io.stdin is not None and not stdin:
             io.stdin.close()  # unread: drop what the client sends rather than block it
-        sock = streams.response_socket(response)
+        sock = response_socket(response)
         reader = getattr(getattr(response.raw, "_fp", None), "fp", None)
         if sock is None or reader is None:
             response.close()
@@ -224,8 +224,8 @@ class _Session:
                 while chunk := self.reader.read1(CHUNK):
                     _write(stdout, chunk)
                 return
-            for stream, payload in streams.read_frames(self.reader.read):
-                _write(stderr if stream == streams.STDERR else stdout, payload)
+            for stream, payload in read_frames(self.reader.read):
+                _write(stderr if stream == STDERR else stdout, payload)
 
     def _half_close(self) -> None:
         if not self.done.is_set():

@@ -30,9 +30,9 @@ import requests
 from pycri.core.logcopy import LogCopiers, LogRecord, LogSource
 from pycri.core.logs import Stream, parse_timestamp
 from pycri.errors import FailedPreconditionError, NotFoundError
-from pycri_shims.docker import streams
 from pycri_shims.docker.connection import DockerConnection
 from pycri_shims.docker.errors import translate
+from pycri_shims.docker.streams import STDERR, frames, open_stream, shutdown
 
 __all__ = ["DockerLogs"]
 
@@ -72,8 +72,8 @@ def _tty_records(response: requests.Response) -> Iterator[LogRecord]:
 
 
 def _multiplexed_records(response: requests.Response) -> Iterator[LogRecord]:
-    for stream, payload in streams.frames(response):
-        record = _record("stderr" if stream == streams.STDERR else "stdout", payload)
+    for stream, payload in frames(response):
+        record = _record("stderr" if stream == STDERR else "stdout", payload)
         if record is not None:
             yield record
 
@@ -186,7 +186,7 @@ class DockerLogs:
     def _cut(current: _Follow) -> None:
         with current.lock:
             current.stopping = True
-        streams.shutdown(current.response)
+        shutdown(current.response)
 
     def _source(self, container_id: str, path: str, tty: bool, floor: int | None) -> LogSource:
         def source(since_ns: int | None, stop: threading.Event) -> Iterator[LogRecord]:
@@ -255,7 +255,7 @@ class DockerLogs:
             params["since"] = f"{seconds}.{nanos:09d}"  # Docker reads the digits as ns
         what = f"following the log of {container_id[:13]}"
         try:
-            response = streams.open_stream(
+            response = open_stream(
                 self._conn.api, "GET", f"/containers/{container_id}/logs", params=params
             )
         except Exception as err:

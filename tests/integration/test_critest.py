@@ -19,13 +19,9 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
-import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -34,24 +30,26 @@ from pycri.api import api_pb2 as cri
 from pycri.client import CRIClient
 from pycri.errors import CRIError
 from pycri.testing import engine_shims, require_real, require_shim
-from pycri.testing.critest import CritestRun, compare, read_spec_list, run_critest
+from pycri.testing.critest import CritestRun, compare, find_critest, read_spec_list, run_critest
+from pycri.testing.critest_endpoints import (
+    CONTAINERD_SOCK,
+    CRITEST_POD_NAMESPACE,
+    REFERENCE,
+    SANDBOX_IMAGE,
+    critest_endpoint,
+    pull_sandbox_image,
+)
 
 pytestmark = [pytest.mark.real, pytest.mark.slow]
 
 EXPECTED_DIR = Path(__file__).parent / "critest"
-CONTAINERD_SOCK = "/run/containerd/containerd.sock"
-#: the reference: containerd's own CRI plugin (its namespace is k8s.io)
-REFERENCE = "containerd"
 #: the nerdctl shim's namespace during critest, so that critest removing
 #: images (the sandbox image too) leaves the test suite's namespace alone
 NERDCTL_NAMESPACE = "pycri-critest"
-#: critest gives every pod it makes a namespace starting with this
-CRITEST_POD_NAMESPACE = "cri-test-namespace"
 #: images the rest of the test suite relies on (scripts/setup-runtimes.sh);
 #: critest pulls and removes them where it runs, they are put back afterwards
-DOCKER_KEPT = ("busybox:latest", "registry.k8s.io/pause:3.9")
-CONTAINERD_KEPT = ("docker.io/library/busybox:latest", "registry.k8s.io/pause:3.9")
-SANDBOX_IMAGE = "registry.k8s.io/pause:3.9"
+DOCKER_KEPT = ("busybox:latest", SANDBOX_IMAGE)
+CONTAINERD_KEPT = ("docker.io/library/busybox:latest", SANDBOX_IMAGE)
 #: ginkgo's limit for one suite; a run takes 1 to 4 minutes here
 SUITE_SECONDS = 12 * 60
 #: the same spec order every run (ginkgo shuffles with a new seed otherwise)
@@ -304,48 +302,6 @@ def engine_leftovers(target: str) -> list[str]:
 
 
 # ------------------------------------------------------------- endpoints ---
-@contextmanager
-def pycri_server(shim: str, tmp: Path) -> Iterator[str]:
-    """pycri-server on ``shim`` with what a kubelet node allows (privileged pods)."""
-    sock = tmp / "cri.sock"
-    log = tmp / "pycri-server.log"
-    command = [
-        sys.executable,
-        "-m",
-        "pycri.server.main",
-        "--shim",
-        shim,
-        "--listen",
-        f"unix://{sock}",
-        "--allow-privileged",
-    ]
-    if shim == "nerdctl":
-        command += ["--shim-option", f"namespace={NERDCTL_NAMESPACE}"]
-    with log.open("w") as server_log:
-        server = subprocess.Popen(command, stdout=server_log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while not sock.exists():
-            assert server.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "pycri-server did not start"
-            time.sleep(0.05)
-        yield f"unix://{sock}"
-    finally:
-        server.terminate()
-        try:
-            code = server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            code = server.wait()
-    assert code == 0, f"pycri-server exited with {code}; log {log}"
-
-
-@contextmanager
-def containerd_cri() -> Iterator[str]:
-    """The reference endpoint: containerd's own CRI plugin, already running."""
-    yield f"unix://{CONTAINERD_SOCK}"
-
-
 def report_dir(target: str, tmp_path: Path) -> Path:
     base = os.environ.get("PYCRI_CRITEST_REPORTS")
     path = Path(base) / target if base else tmp_path / "report"
@@ -364,9 +320,8 @@ def write_passed(run: CritestRun, target: str) -> Path:
 # ------------------------------------------------------------------ test ---
 @pytest.fixture(scope="module")
 def critest() -> str:
-    path = shutil.which("critest")
-    require_real(path is not None, "critest is not installed (scripts/setup-critest.sh)")
-    assert path is not None
+    path = find_critest()
+    require_real(Path(path).is_file(), "critest is not installed (scripts/setup-critest.sh)")
     return path
 
 
@@ -386,22 +341,13 @@ def test_critest(target: str, critest: str, tmp_path: Path, critest_summary: lis
         if target == "docker":
             kept.append(KeptImages("docker", DOCKER_KEPT, tmp_path))
         elif target == "nerdctl":
-            # a node starts with its sandbox image; critest may remove it later
-            _run(
-                "nerdctl",
-                "--namespace",
-                NERDCTL_NAMESPACE,
-                "pull",
-                "-q",
-                SANDBOX_IMAGE,
-                timeout=300,
-            )
+            pull_sandbox_image(NERDCTL_NAMESPACE)
 
     cni_before = cni_state()
     shm_before = shm_segments()
     try:
         with (
-            pycri_server(target, tmp_path) if target != REFERENCE else containerd_cri() as endpoint,
+            critest_endpoint(target, tmp_path, nerdctl_namespace=NERDCTL_NAMESPACE) as endpoint,
             SandboxWatch(endpoint) as watch,
         ):
             run = run_critest(critest, endpoint, reports, timeout=SUITE_SECONDS, seed=SEED)

@@ -11,11 +11,17 @@ from pathlib import Path
 
 import pytest
 
+from pycri.testing import require_real
 from pycri.testing.kube import Cluster
 from pycri.testing.kube.daemon import Daemon, wait_until
 from pycri.testing.kube.pki import PKI
 
-needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl")
+needs_openssl = pytest.mark.usefixtures("openssl")
+
+
+@pytest.fixture
+def openssl() -> None:
+    require_real(shutil.which("openssl") is not None, "no openssl")
 
 
 def _openssl(*args: str) -> str:

@@ -68,23 +68,26 @@ def stop(runtime: CRIRuntime, container_id: str) -> None:
     runtime.stop_container(cri.StopContainerRequest(container_id=container_id))
 
 
-def containers(runtime: CRIRuntime, f: cri.ContainerFilter | None = None) -> None:
-    """Assert both ListContainers answers agree; the encoded one is asked twice (kept bytes)."""
+def containers(runtime: CRIRuntime, f: cri.ContainerFilter | None = None) -> list[str]:
+    """Assert both ListContainers answers agree (the encoded one is asked twice: kept bytes);
+    the ids listed."""
     request = cri.ListContainersRequest(filter=f) if f is not None else cri.ListContainersRequest()
     plain = runtime.list_containers(request)
     for _ in range(2):
         encoded = cri.ListContainersResponse.FromString(runtime.list_containers_encoded(request))
         assert encoded == plain
         assert [c.id for c in encoded.containers] == [c.id for c in plain.containers]
+    return [c.id for c in plain.containers]
 
 
-def pods(runtime: CRIRuntime, f: cri.PodSandboxFilter | None = None) -> None:
+def pods(runtime: CRIRuntime, f: cri.PodSandboxFilter | None = None) -> list[str]:
     request = cri.ListPodSandboxRequest(filter=f) if f is not None else cri.ListPodSandboxRequest()
     plain = runtime.list_pod_sandbox(request)
     for _ in range(2):
         encoded = cri.ListPodSandboxResponse.FromString(runtime.list_pod_sandbox_encoded(request))
         assert encoded == plain
         assert [p.id for p in encoded.items] == [p.id for p in plain.items]
+    return [p.id for p in plain.items]
 
 
 def listed_states(runtime: CRIRuntime) -> dict[str, int]:
@@ -150,43 +153,50 @@ def test_every_container_filter_answers_alike(
     runtime: CRIRuntime, populated: dict[str, str]
 ) -> None:
     web, db = populated["web"], populated["db"]
-    filters = [
-        None,
-        cri.ContainerFilter(),
-        cri.ContainerFilter(id=populated["web-1"]),
-        cri.ContainerFilter(id=populated["db-2"][:5]),
-        cri.ContainerFilter(pod_sandbox_id=web),
-        cri.ContainerFilter(pod_sandbox_id=db[:6]),
-        cri.ContainerFilter(state=cri.ContainerStateValue(state=cri.CONTAINER_RUNNING)),
-        cri.ContainerFilter(state=cri.ContainerStateValue(state=cri.CONTAINER_CREATED)),
-        cri.ContainerFilter(state=cri.ContainerStateValue(state=cri.CONTAINER_EXITED)),
-        cri.ContainerFilter(label_selector={"app": "web"}),
-        cri.ContainerFilter(label_selector={"app": "db", "role": "main"}),
-        cri.ContainerFilter(label_selector={"app": "nothing"}),
-        cri.ContainerFilter(
-            pod_sandbox_id=db,
-            state=cri.ContainerStateValue(state=cri.CONTAINER_RUNNING),
-            label_selector={"role": "main"},
+    every = {"web-1", "web-2", "db-1", "db-2"}
+    running = cri.ContainerStateValue(state=cri.CONTAINER_RUNNING)
+    # each filter with the containers it selects: agreeing on empty answers proves nothing
+    filters: list[tuple[cri.ContainerFilter | None, set[str]]] = [
+        (None, every),
+        (cri.ContainerFilter(), every),
+        (cri.ContainerFilter(id=populated["web-1"]), {"web-1"}),
+        (cri.ContainerFilter(id=populated["db-2"][:5]), {"db-2"}),
+        (cri.ContainerFilter(pod_sandbox_id=web), {"web-1", "web-2"}),
+        (cri.ContainerFilter(pod_sandbox_id=db[:6]), {"db-1", "db-2"}),
+        (cri.ContainerFilter(state=running), {"web-1", "db-1"}),
+        (
+            cri.ContainerFilter(state=cri.ContainerStateValue(state=cri.CONTAINER_CREATED)),
+            {"web-2"},
         ),
-        cri.ContainerFilter(id="ffffffff"),
+        (cri.ContainerFilter(state=cri.ContainerStateValue(state=cri.CONTAINER_EXITED)), {"db-2"}),
+        (cri.ContainerFilter(label_selector={"app": "web"}), {"web-1", "web-2"}),
+        (cri.ContainerFilter(label_selector={"app": "db", "role": "main"}), {"db-1"}),
+        (cri.ContainerFilter(label_selector={"app": "nothing"}), set()),
+        (
+            cri.ContainerFilter(pod_sandbox_id=db, state=running, label_selector={"role": "main"}),
+            {"db-1"},
+        ),
+        (cri.ContainerFilter(id="ffffffff"), set()),
     ]
-    for f in filters * 2:  # again, from what was kept
-        containers(runtime, f)
+    names = {container_id: name for name, container_id in populated.items()}
+    for f, expected in filters * 2:  # again, from what was kept
+        assert {names[i] for i in containers(runtime, f)} == expected, f
 
 
 def test_every_pod_filter_answers_alike(runtime: CRIRuntime, populated: dict[str, str]) -> None:
     runtime.stop_pod_sandbox(cri.StopPodSandboxRequest(pod_sandbox_id=populated["db"]))
-    filters = [
-        None,
-        cri.PodSandboxFilter(),
-        cri.PodSandboxFilter(id=populated["web"][:4]),
-        cri.PodSandboxFilter(state=cri.PodSandboxStateValue(state=cri.SANDBOX_READY)),
-        cri.PodSandboxFilter(state=cri.PodSandboxStateValue(state=cri.SANDBOX_NOTREADY)),
-        cri.PodSandboxFilter(label_selector={"app": "web", "tier": "front"}),
-        cri.PodSandboxFilter(label_selector={"tier": "back"}),
+    filters: list[tuple[cri.PodSandboxFilter | None, set[str]]] = [
+        (None, {"web", "db"}),
+        (cri.PodSandboxFilter(), {"web", "db"}),
+        (cri.PodSandboxFilter(id=populated["web"][:8]), {"web"}),
+        (cri.PodSandboxFilter(state=cri.PodSandboxStateValue(state=cri.SANDBOX_READY)), {"web"}),
+        (cri.PodSandboxFilter(state=cri.PodSandboxStateValue(state=cri.SANDBOX_NOTREADY)), {"db"}),
+        (cri.PodSandboxFilter(label_selector={"app": "web", "tier": "front"}), {"web"}),
+        (cri.PodSandboxFilter(label_selector={"tier": "back"}), set()),
     ]
-    for f in filters * 2:
-        pods(runtime, f)
+    names = {pod_id: name for name, pod_id in populated.items()}
+    for f, expected in filters * 2:
+        assert {names[i] for i in pods(runtime, f)} == expected, f
 
 
 def test_a_bad_filter_fails_the_same(runtime: CRIRuntime) -> None:

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import pytest
 
 from pycri.api import api_pb2 as cri
-from pycri.core import runtime as runtime_module
 from pycri.core.router import HandlerRouter
+from pycri.core.rpcs import base as rpc_base
 from pycri.core.runtime import CRIRuntime
 from pycri.errors import UnimplementedError
 from pycri.shim import Shim
@@ -42,7 +42,7 @@ def test_a_shim_without_metrics_answers_unimplemented() -> None:
 
 
 def test_stream_pod_sandbox_metrics_in_batches(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runtime_module, "STREAM_BATCH", 2)
+    monkeypatch.setattr(rpc_base, "STREAM_BATCH", 2)
     runtime = CRIRuntime(FakeShim())
     pod_ids = {run_pod(runtime, f"m{i}") for i in range(3)}
     stopped = run_pod(runtime, "stopped")
@@ -89,7 +89,7 @@ def _container(runtime: CRIRuntime, pod_id: str, name: str) -> str:
 
 def test_stream_stats_in_batches_fetched_as_they_are_due(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each batch's stats are fetched when it is due; a client gone stops the fetching."""
-    monkeypatch.setattr(runtime_module, "STREAM_BATCH", 2)
+    monkeypatch.setattr(rpc_base, "STREAM_BATCH", 2)
     shim = FakeShim()
     runtime = CRIRuntime(shim)
     pod_ids = [run_pod(runtime, f"coredns-5d78c9869d-{i}") for i in range(3)]
@@ -125,7 +125,7 @@ def test_stream_stats_in_batches_fetched_as_they_are_due(monkeypatch: pytest.Mon
 
 def test_stream_stats_leave_out_a_batch_that_vanished(monkeypatch: pytest.MonkeyPatch) -> None:
     """Containers removed between the listing and their batch: no empty message."""
-    monkeypatch.setattr(runtime_module, "STREAM_BATCH", 1)
+    monkeypatch.setattr(rpc_base, "STREAM_BATCH", 1)
     shim = FakeShim()
     runtime = CRIRuntime(shim)
     pod_id = run_pod(runtime, "kube-proxy-x7k2p")

@@ -21,9 +21,13 @@ from pycri.core.rro_staging import (
     with_mounts,
 )
 from pycri.errors import AlreadyExistsError
+from pycri.testing import require_real
 from pycri.testing.submounts import TreeWithSubmount, tree_with_submount
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
+
+@pytest.fixture(autouse=True)
+def _needs_root() -> None:
+    require_real(os.geteuid() == 0, "mounting needs root")
 
 
 @pytest.fixture
@@ -153,8 +157,7 @@ def test_nothing_staged_propagates_from_a_shared_mount(tmp_path: Path) -> None:
     Run in a mount namespace of its own (unshare), whose / is made shared
     there: nothing of it reaches this test's namespace.
     """
-    if shutil.which("unshare") is None:
-        pytest.skip("unshare (util-linux) is not installed")
+    require_real(shutil.which("unshare") is not None, "unshare (util-linux) is not installed")
     host = tmp_path / "host"
     host.mkdir()
     script = f"""

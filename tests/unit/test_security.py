@@ -15,9 +15,13 @@ from pycri.client import ClientTLS, CRIClient
 from pycri.core.runtime import CRIRuntime
 from pycri.errors import PermissionDeniedError, UnavailableError
 from pycri.server.server import CRIServer, ServerTLS
+from pycri.testing import require_real
 from pycri_shims.fake import FakeShim
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
+
+@pytest.fixture(scope="module", autouse=True)
+def _needs_openssl() -> None:
+    require_real(shutil.which("openssl") is not None, "needs openssl")
 
 
 def _openssl(*args: str) -> None:

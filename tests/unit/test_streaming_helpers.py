@@ -17,7 +17,7 @@ from pycri.streaming.netns import connect_in_netns, netns_of_pid
 from pycri.streaming.process import run_attached
 from pycri.streaming.pump import splice
 from pycri.streaming.streams import Pipe, ResizeQueue, StreamIO, TerminalSize
-from pycri.testing import CollectedOutput
+from pycri.testing import CollectedOutput, require_real
 
 TIMEOUT = 10.0
 
@@ -222,8 +222,8 @@ def test_connect_in_a_network_namespace() -> None:
         connect_in_netns("/proc/999999999/ns/net", port)
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root")
 def test_connect_into_another_network_namespace() -> None:
+    require_real(os.geteuid() == 0 and shutil.which("unshare") is not None, "needs root, unshare")
     # a listener on 127.0.0.1:7 of a fresh namespace: unreachable from ours, reachable via setns
     server = subprocess.Popen(
         ["unshare", "--net", sys.executable, "-c", _NETNS_SERVER],

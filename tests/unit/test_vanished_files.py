@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from pycri.core.linux import read_if_present
+from pycri.testing import require_real
 from pycri_shims.nerdctl import host, stats
 from pycri_shims.nerdctl.host import Cgroups, RuncState
 
@@ -62,7 +63,9 @@ def cgroup() -> Iterator[tuple[Cgroups, str, list[Path]]]:
     except OSError as err:
         for directory in made:
             directory.rmdir()
-        pytest.skip(f"cannot create a cgroup here ({err}): needs root and a cgroup hierarchy")
+        require_real(
+            False, f"cannot create a cgroup here ({err}): needs root and a cgroup hierarchy"
+        )
     yield cgroups, container_id, made
     for directory in made:
         if directory.exists():

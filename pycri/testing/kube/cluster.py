@@ -22,7 +22,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
@@ -34,7 +33,7 @@ from typing import Any, Self
 
 from pycri.api import api_pb2 as cri
 from pycri.client import CRIClient
-from pycri.testing.kube.daemon import Daemon, wait_until
+from pycri.testing.kube.daemon import Daemon, free_port, wait_until
 from pycri.testing.kube.pki import PKI
 from pycri.testing.kube.private_dockerd import PrivateDockerd
 
@@ -52,13 +51,6 @@ NODE_IP = "10.244.90.1"
 KUBELET_HOST_PATHS = (Path("/var/lib/kubelet"), Path("/var/log/containers"))
 #: the kubelet's feature gates: its stats come from the CRI (#15), not cAdvisor
 KUBELET_FEATURE_GATES = {"PodAndContainerStatsFromCRI": True}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def default_bin_dir() -> Path:

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["Daemon", "wait_until"]
+__all__ = ["Daemon", "free_port", "wait_until"]
+
+
+def free_port() -> int:
+    """A loopback port free now, for a daemon to listen on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def wait_until(
