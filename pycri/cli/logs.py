@@ -7,9 +7,9 @@ from click.core import ParameterSource
 
 from pycri.api import api_pb2 as cri
 from pycri.cli.errors import CLIError
-from pycri.cli.logfile import LogFollower, LogOptions
 from pycri.cli.session import Session
 from pycri.cli.units import parse_since
+from pycri.core.logread import LogFollower, LogOptions
 from pycri.errors import CRIError
 
 __all__ = ["COMMANDS", "previous_log_path"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from pycri.api import api_pb2 as cri
-from pycri.cli.logfile import LogFollower, LogOptions
+from pycri.core.logread import LogFollower, LogOptions
 from pycri.errors import CRIError
 from pycri.kubelet.cli_workloads import kind_name
 from pycri.kubelet.clisession import KubeletCLIError, Session, node_options

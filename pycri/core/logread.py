@@ -1,4 +1,7 @@
-"""Read and follow a CRI log file the way the kubelet does for ``kubectl logs``.
+"""Read and follow a CRI log file, as the kubelet does for ``kubectl logs``.
+
+The reading side of :mod:`pycri.core.logs`, which writes these files:
+``pycrictl logs`` and ``pycri-kubelet logs`` both print through it.
 
 Following keeps one open file and a byte offset: bytes are never read
 twice, an unfinished line waits in a buffer for its end, and when the
