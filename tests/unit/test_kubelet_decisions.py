@@ -27,7 +27,7 @@ from pycri.kubelet.probes import ProbeTracker, ProbeView, view_of
 from pycri.kubelet.spec import ExecProbe, Pod
 from pycri.kubelet.status import PodStatus, compute_status
 from pycri.kubelet.tables import pod_reason
-from pycri.kubelet.timefmt import human_duration
+from pycri.kubelet.timefmt import apimachinery_human_duration
 
 NOW = 1_700_000_000.0
 S = 1_000_000_000  # ns per second
@@ -458,10 +458,10 @@ def test_expansion() -> None:
     assert expand("$(A)-$(B)-$$(A)-$", env) == "1-$(B)-$(A)-$"
 
 
-def test_human_duration() -> None:
+def test_apimachinery_human_duration() -> None:
     cases = [(5, "5s"), (119, "119s"), (125, "2m5s"), (600, "10m"), (3 * 3600 + 60, "3h1m")]
     cases += [(30 * 3600, "30h"), (3 * 86400 + 3600, "3d1h"), (400 * 86400, "400d")]
-    assert [human_duration(s) for s, _ in cases] == [text for _, text in cases]
+    assert [apimachinery_human_duration(s) for s, _ in cases] == [text for _, text in cases]
 
 
 def test_kubectl_status_column() -> None:
