@@ -64,7 +64,7 @@ def go_units_human_duration(seconds: float) -> str:
 
     A transcription of ``HumanDuration`` in github.com/docker/go-units
     (duration.go), which crictl's CREATED columns print; kubectl's shorter
-    ``5m3s`` is :func:`pycri.kubelet.timefmt.apimachinery_human_duration`.
+    ``5m3s`` is :func:`pycri.kubelet.cli.timefmt.apimachinery_human_duration`.
     """
     secs = int(seconds)
     if secs < 1:

@@ -15,9 +15,7 @@ describes both and where the kubelet keeps things.
 
 import logging
 
-from pycri.kubelet.clock import Clock, ManualClock, SystemClock
-from pycri.kubelet.kubelet import Kubelet, PodInfo, SyncReport
-from pycri.kubelet.manifest import (
+from pycri.kubelet.model.manifest import (
     Manifest,
     ManifestError,
     ManifestObject,
@@ -25,8 +23,10 @@ from pycri.kubelet.manifest import (
     parse_documents,
     parse_manifest,
 )
-from pycri.kubelet.spec import Container, Deployment, ExecProbe, Pod, PodSpec, Volume
-from pycri.kubelet.status import Condition, ContainerState, ContainerStatus, PodStatus
+from pycri.kubelet.model.spec import Container, Deployment, ExecProbe, Pod, PodSpec, Volume
+from pycri.kubelet.sync.clock import Clock, ManualClock, SystemClock
+from pycri.kubelet.sync.kubelet import Kubelet, PodInfo, SyncReport
+from pycri.kubelet.sync.status import Condition, ContainerState, ContainerStatus, PodStatus
 
 __all__ = [
     "Clock",

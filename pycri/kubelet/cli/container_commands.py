@@ -7,10 +7,10 @@ import click
 from pycri.api import api_pb2 as cri
 from pycri.core.logread import LogFollower, LogOptions
 from pycri.errors import CRIError
-from pycri.kubelet.cli_workloads import kind_name
-from pycri.kubelet.clisession import KubeletCLIError, Session, node_options
-from pycri.kubelet.kubelet import PodInfo
-from pycri.kubelet.observed import ObservedContainer
+from pycri.kubelet.cli.session import KubeletCLIError, Session, node_options
+from pycri.kubelet.cli.workload_commands import kind_name
+from pycri.kubelet.sync.kubelet import PodInfo
+from pycri.kubelet.sync.observed import ObservedContainer
 
 __all__ = ["COMMANDS"]
 

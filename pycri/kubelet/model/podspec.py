@@ -10,9 +10,9 @@ from typing import Any, cast
 
 from pycri.core.images import parse_reference
 from pycri.errors import InvalidArgumentError
-from pycri.kubelet.fields import Fields, join
-from pycri.kubelet.quantity import parse_cpu_millis, parse_quantity
-from pycri.kubelet.spec import (
+from pycri.kubelet.model.fields import Fields, join
+from pycri.kubelet.model.quantity import parse_cpu_millis, parse_quantity
+from pycri.kubelet.model.spec import (
     Container,
     ContainerPort,
     DNSConfig,

@@ -14,14 +14,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from pycri.kubelet.nodeinfo import default_node_name
-from pycri.kubelet.paths import (
+from pycri.kubelet.sync.nodeinfo import default_node_name
+from pycri.kubelet.sync.paths import (
     KubeletPaths,
     default_log_root,
     default_manifest_dir,
     default_root_dir,
 )
-from pycri.kubelet.podstate import write_json
+from pycri.kubelet.sync.podstate import write_json
 
 __all__ = ["DEFAULT_ENDPOINT", "Settings", "resolve_settings"]
 

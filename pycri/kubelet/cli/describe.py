@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pycri.kubelet.apiobject import qos_class
-from pycri.kubelet.kubelet import PodInfo
-from pycri.kubelet.spec import Container, ExecProbe
-from pycri.kubelet.status import ContainerState, ContainerStatus
-from pycri.kubelet.tables import render
-from pycri.kubelet.timefmt import apimachinery_human_duration, rfc1123z
+from pycri.kubelet.cli.apiobject import qos_class
+from pycri.kubelet.cli.tables import render
+from pycri.kubelet.cli.timefmt import apimachinery_human_duration, rfc1123z
+from pycri.kubelet.model.spec import Container, ExecProbe
+from pycri.kubelet.sync.kubelet import PodInfo
+from pycri.kubelet.sync.status import ContainerState, ContainerStatus
 
 __all__ = ["describe_pod"]
 

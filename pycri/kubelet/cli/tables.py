@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pycri.kubelet.kubelet import PodInfo
-from pycri.kubelet.spec import Deployment
-from pycri.kubelet.timefmt import apimachinery_human_duration
+from pycri.kubelet.cli.timefmt import apimachinery_human_duration
+from pycri.kubelet.model.spec import Deployment
+from pycri.kubelet.sync.kubelet import PodInfo
 
 __all__ = ["deployment_rows", "pod_reason", "pod_rows", "render"]
 

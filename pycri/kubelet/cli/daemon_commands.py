@@ -9,7 +9,7 @@ from types import FrameType
 
 import click
 
-from pycri.kubelet.clisession import KubeletCLIError, Session, node_options
+from pycri.kubelet.cli.session import KubeletCLIError, Session, node_options
 
 __all__ = ["COMMANDS"]
 

@@ -16,11 +16,11 @@ from typing import Any
 import click
 import yaml
 
-from pycri.kubelet.clisession import KubeletCLIError, Session, node_options, warn
-from pycri.kubelet.generate import deployment_document, pod_document
-from pycri.kubelet.kubelet import PodInfo
-from pycri.kubelet.manifest import ManifestObject, load_documents, parse_documents
-from pycri.kubelet.manifestdir import SUFFIXES
+from pycri.kubelet.cli.generate import deployment_document, pod_document
+from pycri.kubelet.cli.session import KubeletCLIError, Session, node_options, warn
+from pycri.kubelet.model.manifest import ManifestObject, load_documents, parse_documents
+from pycri.kubelet.sync.kubelet import PodInfo
+from pycri.kubelet.sync.manifestdir import SUFFIXES
 
 __all__ = ["COMMANDS"]
 

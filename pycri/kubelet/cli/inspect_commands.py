@@ -13,12 +13,12 @@ from typing import Any
 import click
 import yaml
 
-from pycri.kubelet.apiobject import deployment_object, list_object, pod_object
-from pycri.kubelet.cli_workloads import kind_name
-from pycri.kubelet.clisession import KubeletCLIError, Session, node_options, warn
-from pycri.kubelet.describe import describe_pod
-from pycri.kubelet.kubelet import PodInfo
-from pycri.kubelet.tables import deployment_rows, pod_rows, render
+from pycri.kubelet.cli.apiobject import deployment_object, list_object, pod_object
+from pycri.kubelet.cli.describe import describe_pod
+from pycri.kubelet.cli.session import KubeletCLIError, Session, node_options, warn
+from pycri.kubelet.cli.tables import deployment_rows, pod_rows, render
+from pycri.kubelet.cli.workload_commands import kind_name
+from pycri.kubelet.sync.kubelet import PodInfo
 
 __all__ = ["COMMANDS"]
 

@@ -10,10 +10,10 @@ import click
 
 from pycri.client import CRIClient
 from pycri.errors import CRIError, UnavailableError
-from pycri.kubelet.kubelet import Kubelet
-from pycri.kubelet.lock import KubeletLock
-from pycri.kubelet.manifest import ManifestError
-from pycri.kubelet.settings import Settings, resolve_settings
+from pycri.kubelet.cli.settings import Settings, resolve_settings
+from pycri.kubelet.model.manifest import ManifestError
+from pycri.kubelet.sync.kubelet import Kubelet
+from pycri.kubelet.sync.lock import KubeletLock
 
 __all__ = ["KubeletCLIError", "Session", "explain", "node_options", "warn"]
 
