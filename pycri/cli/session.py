@@ -74,7 +74,10 @@ def socket_problem(endpoint: str) -> str | None:
 
 
 class CrictlSession:
-    """The lazily connected client of one pycrictl invocation."""
+    """The lazily connected client of one pycrictl invocation.
+
+    pycri-kubelet's counterpart is :class:`pycri.kubelet.cli.session.KubectlSession`.
+    """
 
     def __init__(self, settings: CrictlSettings) -> None:
         self.settings = settings
