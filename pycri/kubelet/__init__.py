@@ -9,8 +9,11 @@
         kubelet.sync_once()
         print(kubelet.pod_status("web").phase)
 
-The command line is ``pycri-kubelet`` (:mod:`pycri.kubelet.cli`); docs/kubelet.md
-describes both and where the kubelet keeps things.
+Three layers, imported one way only: :mod:`pycri.kubelet.cli` (the command
+line, ``pycri-kubelet``) uses :mod:`pycri.kubelet.sync` (the engine), which
+uses :mod:`pycri.kubelet.model` (Pods and manifests). This package re-exports
+the Python API. docs/kubelet.md describes both, the layout, and where the
+kubelet keeps things.
 """
 
 import logging
