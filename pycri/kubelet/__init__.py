@@ -12,8 +12,8 @@
 Three layers, imported one way only: :mod:`pycri.kubelet.cli` (the command
 line, ``pycri-kubelet``) uses :mod:`pycri.kubelet.sync` (the engine), which
 uses :mod:`pycri.kubelet.model` (Pods and manifests). This package re-exports
-the Python API. docs/kubelet.md describes both, the layout, and where the
-kubelet keeps things.
+the Python API. docs/kubelet.md describes the API, the command line, the
+layout and where the kubelet keeps things.
 """
 
 import logging
