@@ -40,8 +40,8 @@ from pycri.api import api_pb2 as cri
 from pycri.client import CRIClient
 from pycri.errors import CRIError
 from pycri.kubelet import Kubelet
-from pycri.kubelet import labels as L
-from pycri.kubelet.observed import Relister
+from pycri.kubelet.model import labels as L
+from pycri.kubelet.sync.observed import Relister
 
 CONTAINERD = "unix:///run/containerd/containerd.sock"
 BUSYBOX = "docker.io/library/busybox:latest"

@@ -22,7 +22,7 @@ import click
 
 from pycri.api import api_pb2 as cri
 from pycri.cli.errors import CLIError
-from pycri.cli.session import Session
+from pycri.cli.session import CrictlSession
 from pycri.errors import UnimplementedError
 from pycri.streaming.client import RemoteCommand, StreamError
 from pycri.streaming.streams import TerminalSize
@@ -135,7 +135,7 @@ def attach_command(
     ctx: click.Context, stdin: bool, tty: bool, transport: str | None, container_id: str
 ) -> None:
     """Attach to a running container."""
-    session = ctx.find_object(Session)
+    session = ctx.find_object(CrictlSession)
     assert session is not None
     request = cri.AttachRequest(
         container_id=container_id, stdin=stdin, tty=tty, stdout=True, stderr=not tty

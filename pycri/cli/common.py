@@ -14,7 +14,7 @@ from google.protobuf.message import Message
 
 from pycri.cli.errors import CLIError, describe_rpc_error
 from pycri.cli.output import echo
-from pycri.cli.session import Session
+from pycri.cli.session import CrictlSession
 from pycri.cli.units import parse_labels
 from pycri.errors import CRIError
 
@@ -36,7 +36,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 M = TypeVar("M", bound=Message)
 T = TypeVar("T")
 
-pass_session = click.make_pass_decorator(Session)
+pass_session = click.make_pass_decorator(CrictlSession)
 
 
 def output_option(choices: Iterable[str], default: str | None = None) -> Callable[[F], F]:

@@ -30,7 +30,7 @@ from pycri.cli.output import (
     status_document,
     style,
 )
-from pycri.cli.session import Session
+from pycri.cli.session import CrictlSession
 from pycri.cli.units import ago, go_time, truncate_id
 
 __all__ = ["COMMANDS", "PodIndex", "list_containers", "state_name"]
@@ -64,7 +64,7 @@ class PodIndex:
     kubelet; one ListPodSandbox call tells us the real names.
     """
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: CrictlSession) -> None:
         self._session = session
         self._pods: dict[str, cri.PodSandboxMetadata] | None = None
 
@@ -89,7 +89,7 @@ class PodIndex:
 
 
 def list_containers(
-    session: Session,
+    session: CrictlSession,
     *,
     ctr_id: str = "",
     pod: str = "",
@@ -136,7 +136,7 @@ def list_containers(
     return take(found, latest, last)
 
 
-def _image_id(session: Session, image: str) -> str | None:
+def _image_id(session: CrictlSession, image: str) -> str | None:
     resp = image_status(session, image)
     return resp.image.id if resp.HasField("image") else None
 
@@ -178,7 +178,7 @@ def _filter_options(func: Any) -> Any:
 @click.option("-r", "--resolve-image-path", is_flag=True, help="Show image path, not image id.")
 @pass_session
 def ps_command(
-    session: Session,
+    session: CrictlSession,
     /,
     ctr_id: str,
     verbose: bool,
@@ -265,7 +265,7 @@ def _status_times(status: cri.ContainerStatus) -> dict[str, str]:
 @_filter_options
 @pass_session
 def inspect_command(
-    session: Session,
+    session: CrictlSession,
     /,
     ids: tuple[str, ...],
     output: str,

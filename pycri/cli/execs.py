@@ -17,7 +17,7 @@ from pycri.cli.containers import list_containers
 from pycri.cli.errors import CLIError, describe_rpc_error
 from pycri.cli.output import echo
 from pycri.cli.portforward import port_forward_command
-from pycri.cli.session import Session
+from pycri.cli.session import CrictlSession
 from pycri.errors import CRIError, UnimplementedError
 
 __all__ = ["COMMANDS"]
@@ -53,7 +53,7 @@ def exec_command(ctx: click.Context, /, sync: bool, timeout: int, **opts: Any) -
     --state, --label, --latest, --last) is given. Without -s the command is
     streamed (Exec) and pycrictl exits with its exit code.
     """
-    session = ctx.find_object(Session)
+    session = ctx.find_object(CrictlSession)
     assert session is not None
     args: tuple[str, ...] = opts.pop("args")
     filtered = any(opts[key] for key in _FILTERS)
@@ -95,7 +95,7 @@ def exec_command(ctx: click.Context, /, sync: bool, timeout: int, **opts: Any) -
     ctx.exit(0 if opts["ignore_errors"] else status)
 
 
-def _exec_sync(session: Session, ctr_id: str, cmd: list[str], timeout: int) -> int:
+def _exec_sync(session: CrictlSession, ctr_id: str, cmd: list[str], timeout: int) -> int:
     client = session.client
     request = cri.ExecSyncRequest(container_id=ctr_id, cmd=cmd, timeout=timeout)
     resp = session.rpc(client.exec_sync, request)
@@ -104,7 +104,9 @@ def _exec_sync(session: Session, ctr_id: str, cmd: list[str], timeout: int) -> i
     return resp.exit_code
 
 
-def _exec_stream(session: Session, ctr_id: str, cmd: list[str], stdin: bool, tty: bool) -> int:
+def _exec_stream(
+    session: CrictlSession, ctr_id: str, cmd: list[str], stdin: bool, tty: bool
+) -> int:
     request = cri.ExecRequest(
         container_id=ctr_id, cmd=cmd, stdin=stdin, tty=tty, stdout=True, stderr=not tty
     )

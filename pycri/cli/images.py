@@ -24,7 +24,7 @@ from pycri.cli.output import (
     status_document,
 )
 from pycri.cli.pods import load_pod_config
-from pycri.cli.session import Session
+from pycri.cli.session import CrictlSession
 from pycri.cli.units import human_size, parse_duration, parse_labels, truncate_id
 from pycri.errors import CRIError
 
@@ -81,7 +81,7 @@ def _progress(image: str) -> Iterator[None]:
 
 
 def pull_image(
-    session: Session,
+    session: CrictlSession,
     image: str,
     *,
     auth: cri.AuthConfig | None = None,
@@ -101,13 +101,17 @@ def pull_image(
     return resp.image_ref
 
 
-def image_status(session: Session, image: str, verbose: bool = False) -> cri.ImageStatusResponse:
+def image_status(
+    session: CrictlSession, image: str, verbose: bool = False
+) -> cri.ImageStatusResponse:
     client = session.client
     request = cri.ImageStatusRequest(image=cri.ImageSpec(image=image), verbose=verbose)
     return session.rpc(client.image_status, request)
 
 
-def list_images(session: Session, name: str = "", filters: tuple[str, ...] = ()) -> list[cri.Image]:
+def list_images(
+    session: CrictlSession, name: str = "", filters: tuple[str, ...] = ()
+) -> list[cri.Image]:
     """ListImages sorted like crictl, with its --filter conditions."""
     client = session.client
     request = cri.ListImagesRequest(filter=cri.ImageFilter(image=cri.ImageSpec(image=name)))
@@ -128,7 +132,7 @@ def list_images(session: Session, name: str = "", filters: tuple[str, ...] = ())
 @click.option("--pinned", is_flag=True, help="Show whether the image is pinned.")
 @pass_session
 def images_command(
-    session: Session,
+    session: CrictlSession,
     name: str,
     verbose: bool,
     quiet: bool,
@@ -194,7 +198,7 @@ def _echo_verbose(image: cri.Image) -> None:
               help="Maximum time for the pull (0s: none).")  # fmt: skip
 @pass_session
 def pull_command(
-    session: Session,
+    session: CrictlSession,
     image: str,
     creds: str,
     auth: str,
@@ -230,7 +234,7 @@ def pull_command(
 @click.option("-f", "--filter", "filters", multiple=True, help=_FILTER_HELP)
 @pass_session
 def inspecti_command(
-    session: Session,
+    session: CrictlSession,
     ids: tuple[str, ...],
     output: str,
     quiet: bool,
@@ -270,7 +274,9 @@ def _echo_status_table(resp: cri.ImageStatusResponse, verbose: bool) -> None:
 @click.option("-a", "--all", "all_images", is_flag=True, help="Remove all images.")
 @click.option("-q", "--prune", is_flag=True, help="Remove all unused images.")
 @pass_session
-def rmi_command(session: Session, ids: tuple[str, ...], all_images: bool, prune: bool) -> None:
+def rmi_command(
+    session: CrictlSession, ids: tuple[str, ...], all_images: bool, prune: bool
+) -> None:
     """Remove one or more images."""
     wanted = dict.fromkeys(ids, True)
     client = session.client
@@ -311,7 +317,7 @@ def rmi_command(session: Session, ids: tuple[str, ...], all_images: bool, prune:
 @output_option(["json", "yaml", "go-template", "table"], default="json")
 @template_option
 @pass_session
-def imagefsinfo_command(session: Session, output: str, template: str) -> None:
+def imagefsinfo_command(session: CrictlSession, output: str, template: str) -> None:
     """Return image filesystem info."""
     client = session.client
     resp = session.rpc(client.image_fs_info, cri.ImageFsInfoRequest())

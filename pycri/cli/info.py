@@ -11,7 +11,7 @@ from google.protobuf.message import Message
 from pycri.api import api_pb2 as cri
 from pycri.cli.common import output_option, pass_session, template_option
 from pycri.cli.output import echo, emit, emit_message, emit_status, proto_dict, status_document
-from pycri.cli.session import Session
+from pycri.cli.session import CrictlSession
 
 __all__ = ["COMMANDS"]
 
@@ -21,7 +21,7 @@ CRI_VERSION = "v1"
 @click.command("version")
 @output_option(["json", "yaml", "table"], default="table")
 @pass_session
-def version_command(session: Session, output: str) -> None:
+def version_command(session: CrictlSession, output: str) -> None:
     """Display runtime version information.
 
     -o json|yaml is a pycrictl extension (crictl prints the table only).
@@ -47,7 +47,7 @@ def _go_struct(msg: Message) -> dict[str, Any]:
 @click.option("-q", "--quiet", is_flag=True, help="Do not show verbose information.")
 @template_option
 @pass_session
-def info_command(session: Session, output: str, quiet: bool, template: str) -> None:
+def info_command(session: CrictlSession, output: str, quiet: bool, template: str) -> None:
     """Display information of the container runtime."""
     client = session.client
     resp = session.rpc(client.status, cri.StatusRequest(verbose=not quiet))
@@ -64,7 +64,7 @@ def info_command(session: Session, output: str, quiet: bool, template: str) -> N
 @output_option(["json", "yaml", "go-template"], default="json")
 @template_option
 @pass_session
-def events_command(session: Session, output: str, template: str) -> None:
+def events_command(session: CrictlSession, output: str, template: str) -> None:
     """Stream the events of containers (until interrupted)."""
     if output != "go-template" and template:
         raise click.UsageError(f"template can't be used with {output!r} format")

@@ -15,7 +15,7 @@ from pycri.cli.errors import CLIError
 from pycri.cli.images import get_auth, pull_image
 from pycri.cli.output import echo
 from pycri.cli.pods import load_pod_config
-from pycri.cli.session import Session
+from pycri.cli.session import CrictlSession
 from pycri.cli.units import parse_duration
 
 __all__ = ["COMMANDS", "load_container_config"]
@@ -50,7 +50,7 @@ def _pull_options(func: Any) -> Any:
 
 
 def _create(
-    session: Session,
+    session: CrictlSession,
     pod_id: str,
     config_path: str,
     pod_config: cri.PodSandboxConfig,
@@ -96,7 +96,7 @@ def _want_pull(no_pull: bool, with_pull: bool, default: bool) -> bool:
 @_pull_options
 @pass_session
 def create_command(
-    session: Session,
+    session: CrictlSession,
     /,
     pod_id: str,
     config_path: str,
@@ -118,7 +118,7 @@ def create_command(
 @_pull_options
 @pass_session
 def run_command(
-    session: Session,
+    session: CrictlSession,
     /,
     config_path: str,
     pod_config: str,
@@ -137,7 +137,7 @@ def run_command(
     _start(session, ctr_id)
 
 
-def _start(session: Session, ctr_id: str) -> None:
+def _start(session: CrictlSession, ctr_id: str) -> None:
     client = session.client
     session.rpc(client.start_container, cri.StartContainerRequest(container_id=ctr_id))
     echo(ctr_id)
@@ -146,12 +146,12 @@ def _start(session: Session, ctr_id: str) -> None:
 @click.command("start")
 @click.argument("ids", nargs=-1, required=True, metavar="CONTAINER-ID [CONTAINER-ID...]")
 @pass_session
-def start_command(session: Session, ids: tuple[str, ...]) -> None:
+def start_command(session: CrictlSession, ids: tuple[str, ...]) -> None:
     """Start one or more created containers."""
     run_each(ids, lambda ctr_id: _start(session, ctr_id))
 
 
-def _stop(session: Session, ctr_id: str, timeout: int) -> None:
+def _stop(session: CrictlSession, ctr_id: str, timeout: int) -> None:
     client = session.client
     request = cri.StopContainerRequest(container_id=ctr_id, timeout=timeout)
     session.rpc(client.stop_container, request)
@@ -163,7 +163,9 @@ def _stop(session: Session, ctr_id: str, timeout: int) -> None:
 @click.option("-t", "--timeout", default=0, help="Seconds to wait before killing the container.")
 @click.option("-a", "--all", "stop_all", is_flag=True, help="Stop all running containers.")
 @pass_session
-def stop_command(session: Session, ids: tuple[str, ...], timeout: int, stop_all: bool) -> None:
+def stop_command(
+    session: CrictlSession, ids: tuple[str, ...], timeout: int, stop_all: bool
+) -> None:
     """Stop one or more running containers."""
     if stop_all and ids:
         raise click.UsageError("cannot specify CONTAINER-ID(s) when using --all")
@@ -185,7 +187,7 @@ def stop_command(session: Session, ids: tuple[str, ...], timeout: int, stop_all:
 @click.option("-a", "--all", "remove_all", is_flag=True, help="Remove all containers.")
 @pass_session
 def rm_command(
-    session: Session, ids: tuple[str, ...], force: bool, keep_logs: bool, remove_all: bool
+    session: CrictlSession, ids: tuple[str, ...], force: bool, keep_logs: bool, remove_all: bool
 ) -> None:
     """Remove one or more containers."""
     client = session.client
@@ -230,7 +232,7 @@ def rm_command(
 @click.option("--memory", default=0, help="Memory limit (in bytes).")
 @click.option("--oom-score-adj", default=0, help="OOM killer score adjustment.")
 @pass_session
-def update_command(session: Session, /, ids: tuple[str, ...], **limits: Any) -> None:
+def update_command(session: CrictlSession, /, ids: tuple[str, ...], **limits: Any) -> None:
     """Update the resources of one or more running containers (Linux)."""
     resources = cri.LinuxContainerResources(
         cpu_period=limits["cpu_period"],

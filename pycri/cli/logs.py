@@ -7,9 +7,9 @@ from click.core import ParameterSource
 
 from pycri.api import api_pb2 as cri
 from pycri.cli.errors import CLIError
-from pycri.cli.logfile import LogFollower, LogOptions
-from pycri.cli.session import Session
+from pycri.cli.session import CrictlSession
 from pycri.cli.units import parse_since
+from pycri.core.logread import LogFollower, LogOptions
 from pycri.errors import CRIError
 
 __all__ = ["COMMANDS", "previous_log_path"]
@@ -52,7 +52,7 @@ def logs_command(
     stream: str | None,
 ) -> None:
     """Fetch the logs of a container."""
-    session = ctx.find_object(Session)
+    session = ctx.find_object(CrictlSession)
     assert session is not None
     if stream and ctx.get_parameter_source("tail") == ParameterSource.COMMANDLINE:
         raise click.UsageError("--tail and --stream are mutually exclusive")

@@ -24,7 +24,7 @@ from pycri.cli import (
 )
 from pycri.cli import config as cfg
 from pycri.cli.errors import CLIError, describe_rpc_error
-from pycri.cli.session import Session, Settings
+from pycri.cli.session import CrictlSession, CrictlSettings
 from pycri.cli.units import parse_duration
 from pycri.errors import CRIError, UnavailableError, error_for_code
 
@@ -59,7 +59,7 @@ class CrictlGroup(click.Group):
 
 def _explain(ctx: click.Context, err: CRIError) -> str:
     message = describe_rpc_error(err)
-    session = ctx.find_object(Session)
+    session = ctx.find_object(CrictlSession)
     if isinstance(err, UnavailableError) and session is not None and session.where():
         message += f" [endpoint set by {session.endpoint_source}]"
     return message
@@ -93,7 +93,7 @@ def _settings(
     timeout: str,
     config_path: str,
     debug: bool,
-) -> Settings:
+) -> CrictlSettings:
     path = Path(config_path)
     file_config = cfg.CrictlConfig()
     if ctx.invoked_subcommand not in _NO_CONFIG:
@@ -101,7 +101,7 @@ def _settings(
         if config_source and not path.exists():
             raise CLIError(f"config file {path} (from {config_source}) does not exist")
         file_config = cfg.CrictlConfig.read(path)
-    settings = Settings(
+    settings = CrictlSettings(
         config_path=path,
         debug=debug or file_config.debug,
         pull_image_on_create=file_config.pull_image_on_create,
@@ -169,7 +169,9 @@ def cli(
     debug: bool,
 ) -> None:
     """pycrictl: a crictl-compatible client for any CRI runtime."""
-    session = Session(_settings(ctx, runtime_endpoint, image_endpoint, timeout, config, debug))
+    session = CrictlSession(
+        _settings(ctx, runtime_endpoint, image_endpoint, timeout, config, debug)
+    )
     ctx.obj = session
     ctx.call_on_close(session.close)
 

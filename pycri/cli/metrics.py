@@ -13,7 +13,7 @@ import click
 from pycri.api import api_pb2 as cri
 from pycri.cli.common import output_option, pass_session
 from pycri.cli.output import emit_message
-from pycri.cli.session import Session
+from pycri.cli.session import CrictlSession
 
 __all__ = ["COMMANDS"]
 
@@ -24,7 +24,7 @@ WATCH_PERIOD = 1.0
 @click.command("metricdescs")
 @output_option(["json", "yaml"], default="json")
 @pass_session
-def metricdescs_command(session: Session, output: str) -> None:
+def metricdescs_command(session: CrictlSession, output: str) -> None:
     """List the metric descriptors: the metrics available through the CRI."""
     request = cri.ListMetricDescriptorsRequest()
     emit_message(session.rpc(session.client.list_metric_descriptors, request), output)
@@ -34,7 +34,7 @@ def metricdescs_command(session: Session, output: str) -> None:
 @output_option(["json", "yaml"], default="json")
 @click.option("-w", "--watch", is_flag=True, help="Print again every second until interrupted.")
 @pass_session
-def metricsp_command(session: Session, output: str, watch: bool) -> None:
+def metricsp_command(session: CrictlSession, output: str, watch: bool) -> None:
     """List pod metrics: the CRI's replacement of cAdvisor's /metrics/cadvisor."""
     request = cri.ListPodSandboxMetricsRequest()
     try:

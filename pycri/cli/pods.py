@@ -31,7 +31,7 @@ from pycri.cli.output import (
     status_document,
     style,
 )
-from pycri.cli.session import Session
+from pycri.cli.session import CrictlSession
 from pycri.cli.units import ago, go_time, go_time_string, parse_duration, truncate_id
 
 __all__ = ["COMMANDS", "list_pods", "load_pod_config", "pod_state_name"]
@@ -56,7 +56,7 @@ def load_pod_config(path: str) -> cri.PodSandboxConfig:
 
 
 def list_pods(
-    session: Session,
+    session: CrictlSession,
     *,
     pod_id: str = "",
     state: str = "",
@@ -115,7 +115,9 @@ def _filter_options(func: Any) -> Any:
 )
 @click.argument("pod_config", metavar="pod-config.[json|yaml]")
 @pass_session
-def runp_command(session: Session, runtime: str, cancel_timeout: str, pod_config: str) -> None:
+def runp_command(
+    session: CrictlSession, runtime: str, cancel_timeout: str, pod_config: str
+) -> None:
     """Run a new pod."""
     config = load_pod_config(pod_config)
     timeout = parse_duration(cancel_timeout)
@@ -134,7 +136,7 @@ def runp_command(session: Session, runtime: str, cancel_timeout: str, pod_config
 @click.option("--no-trunc", is_flag=True, help="Show output without truncating the ID.")
 @pass_session
 def pods_command(
-    session: Session,
+    session: CrictlSession,
     pod_id: str,
     name: str,
     namespace: str,
@@ -207,7 +209,7 @@ def _echo_verbose(pod: cri.PodSandbox) -> None:
 @_filter_options
 @pass_session
 def inspectp_command(
-    session: Session,
+    session: CrictlSession,
     ids: tuple[str, ...],
     output: str,
     quiet: bool,
@@ -271,12 +273,12 @@ def _echo_status_table(resp: cri.PodSandboxStatusResponse, verbose: bool) -> Non
 @click.command("stopp")
 @click.argument("ids", nargs=-1, required=True, metavar="POD-ID [POD-ID...]")
 @pass_session
-def stopp_command(session: Session, ids: tuple[str, ...]) -> None:
+def stopp_command(session: CrictlSession, ids: tuple[str, ...]) -> None:
     """Stop one or more running pods."""
     run_each(ids, lambda pod_id: _stop(session, pod_id))
 
 
-def _stop(session: Session, pod_id: str) -> None:
+def _stop(session: CrictlSession, pod_id: str) -> None:
     client = session.client
     session.rpc(client.stop_pod_sandbox, cri.StopPodSandboxRequest(pod_sandbox_id=pod_id))
     echo(f"Stopped sandbox {pod_id}")
@@ -287,7 +289,7 @@ def _stop(session: Session, pod_id: str) -> None:
 @click.option("-f", "--force", is_flag=True, help="Stop the pod first if it is running.")
 @click.option("-a", "--all", "all_pods", is_flag=True, help="Remove all pods.")
 @pass_session
-def rmp_command(session: Session, ids: tuple[str, ...], force: bool, all_pods: bool) -> None:
+def rmp_command(session: CrictlSession, ids: tuple[str, ...], force: bool, all_pods: bool) -> None:
     """Remove one or more pods."""
     targets = list(ids)
     client = session.client

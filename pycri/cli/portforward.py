@@ -20,7 +20,7 @@ from pycri.api import api_pb2 as cri
 from pycri.cli.attach import TRANSPORT_HELP, streaming_hint
 from pycri.cli.errors import CLIError
 from pycri.cli.output import echo
-from pycri.cli.session import Session
+from pycri.cli.session import CrictlSession
 from pycri.errors import CRIError, UnimplementedError
 from pycri.streaming.client import StreamError, forward_connection
 
@@ -43,12 +43,14 @@ def parse_ports(specs: tuple[str, ...]) -> list[tuple[int, int]]:
     return pairs
 
 
-def _url(session: Session, pod_id: str, remote: int) -> str:
+def _url(session: CrictlSession, pod_id: str, remote: int) -> str:
     request = cri.PortForwardRequest(pod_sandbox_id=pod_id, port=[remote])
     return session.rpc(session.client.port_forward, request).url
 
 
-def _handle(session: Session, pod_id: str, conn: socket.socket, local: int, remote: int) -> None:
+def _handle(
+    session: CrictlSession, pod_id: str, conn: socket.socket, local: int, remote: int
+) -> None:
     echo(f"Handling connection for {local}")
     try:
         problem = forward_connection(_url(session, pod_id, remote), conn)
@@ -69,7 +71,7 @@ def port_forward_command(
     ctx: click.Context, address: str, transport: str | None, pod_id: str, ports: tuple[str, ...]
 ) -> None:
     """Forward local ports to a pod, until Ctrl-C."""
-    session = ctx.find_object(Session)
+    session = ctx.find_object(CrictlSession)
     assert session is not None
     pairs = parse_ports(ports)
     try:
@@ -95,7 +97,7 @@ def port_forward_command(
         selector.close()
 
 
-def _serve(session: Session, pod_id: str, selector: selectors.BaseSelector) -> None:
+def _serve(session: CrictlSession, pod_id: str, selector: selectors.BaseSelector) -> None:
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

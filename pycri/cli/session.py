@@ -23,7 +23,7 @@ from pycri.client import CRIClient
 from pycri.endpoint import default_socket_path, parse_endpoint
 from pycri.errors import CRIError
 
-__all__ = ["DEFAULT_ENDPOINTS", "DEFAULT_TIMEOUT", "Session", "Settings"]
+__all__ = ["DEFAULT_ENDPOINTS", "DEFAULT_TIMEOUT", "CrictlSession", "CrictlSettings"]
 
 DEFAULT_TIMEOUT = 2.0
 DEFAULT_ENDPOINTS = (
@@ -41,8 +41,8 @@ Resp = TypeVar("Resp", bound=Message)
 
 
 @dataclass
-class Settings:
-    """The global options after flags, environment and config file are merged."""
+class CrictlSettings:
+    """pycrictl's global options, after flags, environment and config file are merged."""
 
     runtime_endpoint: str = ""
     runtime_source: str = ""
@@ -73,10 +73,13 @@ def socket_problem(endpoint: str) -> str | None:
     return None
 
 
-class Session:
-    """The lazily connected client of one pycrictl invocation."""
+class CrictlSession:
+    """The lazily connected client of one pycrictl invocation.
 
-    def __init__(self, settings: Settings) -> None:
+    pycri-kubelet's counterpart is :class:`pycri.kubelet.cli.session.KubectlSession`.
+    """
+
+    def __init__(self, settings: CrictlSettings) -> None:
         self.settings = settings
         self._client: CRIClient | None = None
         self.endpoint = ""

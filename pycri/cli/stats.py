@@ -11,7 +11,7 @@ from pycri.api import api_pb2 as cri
 from pycri.cli.common import label_option, labels_from, output_option, pass_session
 from pycri.cli.errors import CLIError
 from pycri.cli.output import echo, emit_message, render_table
-from pycri.cli.session import Session
+from pycri.cli.session import CrictlSession
 from pycri.cli.units import human_size, truncate_id
 
 __all__ = ["COMMANDS"]
@@ -28,7 +28,7 @@ def _cpu_percent(new: int, old: int, new_ts: int, old_ts: int) -> float:
 
 
 def _container_stats(
-    session: Session, request: cri.ListContainerStatsRequest
+    session: CrictlSession, request: cri.ListContainerStatsRequest
 ) -> list[cri.ContainerStats]:
     client = session.client
     stats = list(session.rpc(client.list_container_stats, request).stats)
@@ -36,7 +36,7 @@ def _container_stats(
 
 
 def _pod_stats(
-    session: Session, request: cri.ListPodSandboxStatsRequest
+    session: CrictlSession, request: cri.ListPodSandboxStatsRequest
 ) -> list[cri.PodSandboxStats]:
     client = session.client
     stats = list(session.rpc(client.list_pod_sandbox_stats, request).stats)
@@ -53,7 +53,7 @@ def _loop(watch: bool, show: Callable[[], str]) -> None:
 
 
 def _container_table(
-    session: Session, request: cri.ListContainerStatsRequest, seconds: int, show_all: bool
+    session: CrictlSession, request: cri.ListContainerStatsRequest, seconds: int, show_all: bool
 ) -> str:
     old = {s.attributes.id: s for s in _container_stats(session, request)}
     time.sleep(seconds)
@@ -93,7 +93,7 @@ def _container_table(
 @click.option("-w", "--watch", is_flag=True, help="Refresh until interrupted.")
 @pass_session
 def stats_command(
-    session: Session,
+    session: CrictlSession,
     ctr_id: str,
     show_all: bool,
     id_filter: str,
@@ -119,7 +119,9 @@ def stats_command(
         return
 
 
-def _pod_table(session: Session, request: cri.ListPodSandboxStatsRequest, seconds: int) -> str:
+def _pod_table(
+    session: CrictlSession, request: cri.ListPodSandboxStatsRequest, seconds: int
+) -> str:
     old = {s.attributes.id: s for s in _pod_stats(session, request)}
     time.sleep(seconds)
     rows = [["POD", "POD ID", "CPU %", "MEM"]]
@@ -153,7 +155,7 @@ def _pod_table(session: Session, request: cri.ListPodSandboxStatsRequest, second
 @click.option("-w", "--watch", is_flag=True, help="Refresh until interrupted.")
 @pass_session
 def statsp_command(
-    session: Session,
+    session: CrictlSession,
     pod_id: str,
     id_filter: str,
     labels: tuple[str, ...],

@@ -12,7 +12,7 @@ __all__ = [
     "ago",
     "go_time",
     "go_time_string",
-    "human_duration",
+    "go_units_human_duration",
     "human_size",
     "parse_duration",
     "parse_labels",
@@ -59,8 +59,13 @@ def parse_duration(text: str) -> float:
     return sign * total
 
 
-def human_duration(seconds: float) -> str:
-    """docker/go-units HumanDuration: ``2 seconds``, ``About a minute``, ``3 hours``."""
+def go_units_human_duration(seconds: float) -> str:
+    """crictl's ages (``2 seconds``, ``About a minute``, ``3 hours``).
+
+    A transcription of ``HumanDuration`` in github.com/docker/go-units
+    (duration.go), which crictl's CREATED columns print; kubectl's shorter
+    ``5m3s`` is :func:`pycri.kubelet.cli.timefmt.apimachinery_human_duration`.
+    """
     secs = int(seconds)
     if secs < 1:
         return "Less than a second"
@@ -90,7 +95,7 @@ def human_duration(seconds: float) -> str:
 def ago(created_ns: int, now_ns: int | None = None) -> str:
     """The CREATED column: ``N seconds ago``."""
     now = time.time_ns() if now_ns is None else now_ns
-    return human_duration((now - created_ns) / 1e9) + " ago"
+    return go_units_human_duration((now - created_ns) / 1e9) + " ago"
 
 
 def human_size(size: float, precision: int = 4) -> str:

@@ -2,24 +2,24 @@
 
 The engine's own log (Docker's json-file, nerdctl's) stays the source of
 truth. A copier follows it with timestamps and appends CRI lines; after a
-server restart it reads the last timestamp in the CRI file and asks the
-engine for lines since then, skipping the ones it already wrote, so no line
-is lost or written twice.
+server restart it reads the last timestamp in the CRI file
+(:func:`pycri.core.logread.resume_point`) and asks the engine for lines
+since then, skipping the ones it already wrote, so no line is lost or
+written twice.
 """
 
 from __future__ import annotations
 
-import glob
 import logging
-import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pycri.core.logs import CRILogWriter, Stream, parse_log_line
+from pycri.core.logread import resume_point
+from pycri.core.logs import CRILogWriter, Stream
 
-__all__ = ["LogCopier", "LogCopiers", "LogRecord", "LogSource", "resume_point"]
+__all__ = ["LogCopier", "LogCopiers", "LogRecord", "LogSource"]
 
 log = logging.getLogger(__name__)
 
@@ -35,57 +35,6 @@ class LogRecord:
 #: follows the engine log from ``since_ns`` (None: the beginning) until the
 #: container exits or ``stop`` is set; must return soon after ``stop`` is set.
 LogSource = Callable[[int | None, threading.Event], Iterator[LogRecord]]
-
-_TAIL_BYTES = 64 * 1024
-
-
-def resume_point(path: str | os.PathLike[str]) -> tuple[int | None, int]:
-    """(timestamp of the last line written, how many lines at the end carry it).
-
-    An empty or missing file right after a rotation says nothing, so the
-    newest rotated sibling (``<name>.<suffix>``, uncompressed) is read instead.
-    """
-    last, count = _file_resume_point(path)
-    if last is not None:
-        return last, count
-    current = Path(path)
-    rotated = [
-        p
-        for p in current.parent.glob(f"{glob.escape(current.name)}.*")
-        # not kubelet's compressed ones, nor the .gz.tmp it is writing
-        if not p.name.endswith((".gz", ".tmp")) and p.is_file()
-    ]
-    if not rotated:
-        return None, 0
-    return _file_resume_point(max(rotated, key=lambda p: p.stat().st_mtime_ns))
-
-
-def _file_resume_point(path: str | os.PathLike[str]) -> tuple[int | None, int]:
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - _TAIL_BYTES))
-            tail = f.read()
-    except FileNotFoundError:
-        return None, 0
-    lines = tail.split(b"\n")
-    if size > _TAIL_BYTES:
-        lines = lines[1:]  # the first one may be cut
-    last: int | None = None
-    count = 0
-    for raw in reversed([ln for ln in lines if ln]):
-        try:
-            ts = parse_log_line(raw).timestamp_ns
-        except ValueError:
-            continue
-        if last is None:
-            last, count = ts, 1
-        elif ts == last:
-            count += 1
-        else:
-            break
-    return last, count
 
 
 class LogCopier:

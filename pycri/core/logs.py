@@ -3,7 +3,8 @@
 Each line is ``<RFC3339Nano timestamp> <stdout|stderr> <P|F> <message>``:
 ``F`` ends a line, ``P`` is a piece of a longer one (the kubelet joins
 the pieces). Lines longer than ``max_line`` bytes are cut into pieces so
-that one runaway line cannot take the reader's memory.
+that one runaway line cannot take the reader's memory. :mod:`pycri.core.logread`
+reads and follows these files.
 """
 
 from __future__ import annotations

@@ -9,15 +9,16 @@
         kubelet.sync_once()
         print(kubelet.pod_status("web").phase)
 
-The command line is ``pycri-kubelet`` (:mod:`pycri.kubelet.cli`); docs/kubelet.md
-describes both and where the kubelet keeps things.
+Three layers, imported one way only: :mod:`pycri.kubelet.cli` (the command
+line, ``pycri-kubelet``) uses :mod:`pycri.kubelet.sync` (the engine), which
+uses :mod:`pycri.kubelet.model` (Pods and manifests). This package re-exports
+the Python API. docs/kubelet.md describes the API, the command line, the
+layout and where the kubelet keeps things.
 """
 
 import logging
 
-from pycri.kubelet.clock import Clock, ManualClock, SystemClock
-from pycri.kubelet.kubelet import Kubelet, PodInfo, SyncReport
-from pycri.kubelet.manifest import (
+from pycri.kubelet.model.manifest import (
     Manifest,
     ManifestError,
     ManifestObject,
@@ -25,8 +26,10 @@ from pycri.kubelet.manifest import (
     parse_documents,
     parse_manifest,
 )
-from pycri.kubelet.spec import Container, Deployment, ExecProbe, Pod, PodSpec, Volume
-from pycri.kubelet.status import Condition, ContainerState, ContainerStatus, PodStatus
+from pycri.kubelet.model.spec import Container, Deployment, ExecProbe, Pod, PodSpec, Volume
+from pycri.kubelet.sync.clock import Clock, ManualClock, SystemClock
+from pycri.kubelet.sync.kubelet import Kubelet, PodInfo, SyncReport
+from pycri.kubelet.sync.status import Condition, ContainerState, ContainerStatus, PodStatus
 
 __all__ = [
     "Clock",

@@ -33,7 +33,7 @@ from pycri.api import api_pb2 as cri
 from pycri.client import CRIClient
 from pycri.errors import CRIError
 from pycri.kubelet import Kubelet, PodStatus
-from pycri.kubelet import labels as L
+from pycri.kubelet.model import labels as L
 from pycri.testing import require_real
 
 pytestmark = pytest.mark.real

@@ -22,7 +22,7 @@ from pycri.cli.template import TemplateError, render_template
 from pycri.cli.units import (
     ago,
     go_time,
-    human_duration,
+    go_units_human_duration,
     human_size,
     parse_duration,
     parse_labels,
@@ -62,7 +62,7 @@ def test_parse_duration_rejects_garbage(text: str) -> None:
     ],
 )
 def test_human_duration_matches_go_units(seconds: float, text: str) -> None:
-    assert human_duration(seconds) == text
+    assert go_units_human_duration(seconds) == text
 
 
 def test_ago_counts_from_now() -> None:

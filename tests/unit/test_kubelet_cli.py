@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 
 from pycri.kubelet import Kubelet
 from pycri.kubelet.cli import cli
-from pycri.kubelet.lock import KubeletLock
+from pycri.kubelet.sync.lock import KubeletLock
 from pycri.testing import FakeEndpoint, serve_fake
 from pycri.testing.conformance import wait_for
 

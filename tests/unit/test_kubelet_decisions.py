@@ -8,10 +8,14 @@ from typing import Any
 import pytest
 
 from pycri.api import api_pb2 as cri
-from pycri.kubelet import labels as L
-from pycri.kubelet.actions import compute_actions
-from pycri.kubelet.backoff import ImageBackoff, next_restart, should_restart
-from pycri.kubelet.criconfig import (
+from pycri.kubelet.cli.tables import pod_reason
+from pycri.kubelet.cli.timefmt import apimachinery_human_duration
+from pycri.kubelet.model import labels as L
+from pycri.kubelet.model.manifest import parse_documents
+from pycri.kubelet.model.spec import ExecProbe, Pod
+from pycri.kubelet.sync.actions import compute_actions
+from pycri.kubelet.sync.backoff import ImageBackoff, next_restart, should_restart
+from pycri.kubelet.sync.criconfig import (
     PodContext,
     container_config,
     container_hash,
@@ -19,15 +23,11 @@ from pycri.kubelet.criconfig import (
     sandbox_config,
     sandbox_hash,
 )
-from pycri.kubelet.kubelet import PodInfo
-from pycri.kubelet.manifest import parse_documents
-from pycri.kubelet.observed import ObservedContainer, ObservedPod, ObservedSandbox
-from pycri.kubelet.paths import KubeletPaths
-from pycri.kubelet.probes import ProbeTracker, ProbeView, view_of
-from pycri.kubelet.spec import ExecProbe, Pod
-from pycri.kubelet.status import PodStatus, compute_status
-from pycri.kubelet.tables import pod_reason
-from pycri.kubelet.timefmt import human_duration
+from pycri.kubelet.sync.kubelet import PodInfo
+from pycri.kubelet.sync.observed import ObservedContainer, ObservedPod, ObservedSandbox
+from pycri.kubelet.sync.paths import KubeletPaths
+from pycri.kubelet.sync.probes import ProbeTracker, ProbeView, view_of
+from pycri.kubelet.sync.status import PodStatus, compute_status
 
 NOW = 1_700_000_000.0
 S = 1_000_000_000  # ns per second
@@ -458,10 +458,10 @@ def test_expansion() -> None:
     assert expand("$(A)-$(B)-$$(A)-$", env) == "1-$(B)-$(A)-$"
 
 
-def test_human_duration() -> None:
+def test_apimachinery_human_duration() -> None:
     cases = [(5, "5s"), (119, "119s"), (125, "2m5s"), (600, "10m"), (3 * 3600 + 60, "3h1m")]
     cases += [(30 * 3600, "30h"), (3 * 86400 + 3600, "3d1h"), (400 * 86400, "400d")]
-    assert [human_duration(s) for s, _ in cases] == [text for _, text in cases]
+    assert [apimachinery_human_duration(s) for s, _ in cases] == [text for _, text in cases]
 
 
 def test_kubectl_status_column() -> None:

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from pycri.kubelet.manifest import ManifestError, parse_documents, parse_manifest
-from pycri.kubelet.quantity import parse_cpu_millis, parse_quantity
+from pycri.kubelet.model.manifest import ManifestError, parse_documents, parse_manifest
+from pycri.kubelet.model.quantity import parse_cpu_millis, parse_quantity
 
 POD = """
 apiVersion: v1

@@ -12,8 +12,8 @@ import pytest
 
 from pycri.api import api_pb2 as cri
 from pycri.kubelet import Kubelet, ManualClock
-from pycri.kubelet import labels as L
-from pycri.kubelet.status import PodStatus
+from pycri.kubelet.model import labels as L
+from pycri.kubelet.sync.status import PodStatus
 from pycri.testing import FakeEndpoint, serve_fake
 
 NODE = "node-1"

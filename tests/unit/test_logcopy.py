@@ -5,7 +5,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from pycri.core.logcopy import LogCopiers, LogRecord, resume_point
+from pycri.core.logcopy import LogCopiers, LogRecord
+from pycri.core.logread import resume_point
 from pycri.core.logs import parse_log_line
 
 ENGINE_LOG = [

@@ -18,8 +18,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from pycri.kubelet.observed import ObservedContainer
-from pycri.kubelet.spec import RestartPolicy
+from pycri.kubelet.model.spec import RestartPolicy
+from pycri.kubelet.sync.observed import ObservedContainer
 
 __all__ = [
     "INITIAL_BACKOFF",

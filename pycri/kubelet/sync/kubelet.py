@@ -30,32 +30,32 @@ from typing import Any
 
 from pycri.client import CRIClient
 from pycri.errors import CRIError
-from pycri.kubelet import labels as L
-from pycri.kubelet.clock import Clock, SystemClock
-from pycri.kubelet.criconfig import PodContext
-from pycri.kubelet.images import ImageManager
-from pycri.kubelet.manifest import (
+from pycri.kubelet.model import labels as L
+from pycri.kubelet.model.manifest import (
     DEFAULT_NAMESPACE,
     ManifestObject,
     load_documents,
     parse_documents,
 )
-from pycri.kubelet.manifestdir import ApplyResult, DesiredState, ManifestDir
-from pycri.kubelet.nodeinfo import default_node_name, host_ip, valid_node_name
-from pycri.kubelet.observed import ObservedPod, Relister
-from pycri.kubelet.paths import KubeletPaths
-from pycri.kubelet.podstate import PodState, read_deletion, write_deletion
-from pycri.kubelet.podsync import PodSyncer, SyncContext
-from pycri.kubelet.probes import ProbeManager
-from pycri.kubelet.spec import Pod
-from pycri.kubelet.status import (
+from pycri.kubelet.model.spec import Pod
+from pycri.kubelet.sync.clock import Clock, SystemClock
+from pycri.kubelet.sync.criconfig import PodContext
+from pycri.kubelet.sync.images import ImageManager
+from pycri.kubelet.sync.manifestdir import ApplyResult, DesiredState, ManifestDir
+from pycri.kubelet.sync.nodeinfo import default_node_name, host_ip, valid_node_name
+from pycri.kubelet.sync.observed import ObservedPod, Relister
+from pycri.kubelet.sync.paths import KubeletPaths
+from pycri.kubelet.sync.podstate import PodState, read_deletion, write_deletion
+from pycri.kubelet.sync.podsync import PodSyncer, SyncContext
+from pycri.kubelet.sync.probes import ProbeManager
+from pycri.kubelet.sync.status import (
     ContainerState,
     ContainerStatus,
     PodStatus,
     compute_status,
     terminated_reason,
 )
-from pycri.kubelet.volumes import remove_pod_dirs
+from pycri.kubelet.sync.volumes import remove_pod_dirs
 
 __all__ = ["Kubelet", "PodInfo", "SyncReport"]
 

@@ -16,17 +16,17 @@ from pathlib import Path
 from pycri.api import api_pb2 as cri
 from pycri.client import CRIClient
 from pycri.errors import CRIError
-from pycri.kubelet.actions import PodActions, StartContainer, compute_actions
-from pycri.kubelet.backoff import ImageBackoff
-from pycri.kubelet.clock import Clock
-from pycri.kubelet.criconfig import PodContext, container_config, sandbox_config
-from pycri.kubelet.images import ImageManager
-from pycri.kubelet.observed import ObservedContainer, ObservedPod
-from pycri.kubelet.podstate import PodState
-from pycri.kubelet.probes import ProbeManager
-from pycri.kubelet.spec import Container, Pod
-from pycri.kubelet.status import PodStatus, compute_status
-from pycri.kubelet.volumes import VolumeError, prepare_volumes
+from pycri.kubelet.model.spec import Container, Pod
+from pycri.kubelet.sync.actions import PodActions, StartContainer, compute_actions
+from pycri.kubelet.sync.backoff import ImageBackoff
+from pycri.kubelet.sync.clock import Clock
+from pycri.kubelet.sync.criconfig import PodContext, container_config, sandbox_config
+from pycri.kubelet.sync.images import ImageManager
+from pycri.kubelet.sync.observed import ObservedContainer, ObservedPod
+from pycri.kubelet.sync.podstate import PodState
+from pycri.kubelet.sync.probes import ProbeManager
+from pycri.kubelet.sync.status import PodStatus, compute_status
+from pycri.kubelet.sync.volumes import VolumeError, prepare_volumes
 
 __all__ = ["PodSyncer", "SyncContext"]
 

@@ -9,7 +9,12 @@
     pycri-kubelet scale deployment/api --replicas 3
     pycri-kubelet delete pod web
 
-docs/kubelet.md says where everything lives.
+This package is the kubelet's command-line layer: the commands
+(``*_commands``), what they print (``tables``, ``describe``, ``apiobject``,
+``timefmt``), the manifests ``run`` writes (``generate``) and what every
+command shares (``session``, ``settings``). It builds on the engine
+(:mod:`pycri.kubelet.sync`) and the model (:mod:`pycri.kubelet.model`);
+neither imports it. docs/kubelet.md says where everything lives.
 """
 
 from __future__ import annotations
@@ -17,7 +22,12 @@ from __future__ import annotations
 import click
 
 from pycri import __version__
-from pycri.kubelet import cli_containers, cli_daemon, cli_inspect, cli_workloads
+from pycri.kubelet.cli import (
+    container_commands,
+    daemon_commands,
+    inspect_commands,
+    workload_commands,
+)
 
 __all__ = ["cli", "main"]
 
@@ -33,7 +43,7 @@ def cli() -> None:
     """
 
 
-for _module in (cli_daemon, cli_workloads, cli_inspect, cli_containers):
+for _module in (daemon_commands, workload_commands, inspect_commands, container_commands):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

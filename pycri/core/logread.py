@@ -1,25 +1,35 @@
-"""Read and follow a CRI log file the way the kubelet does for ``kubectl logs``.
+"""Read and follow a CRI log file, as the kubelet does for ``kubectl logs``.
+
+The reading side of :mod:`pycri.core.logs`, which writes these files:
+``pycrictl logs`` and ``pycri-kubelet logs`` both print through it.
 
 Following keeps one open file and a byte offset: bytes are never read
 twice, an unfinished line waits in a buffer for its end, and when the
 file is rotated (a new inode at the same path) the old file is drained
 before the new one is read from its start. Following ends once the
 container stops running and the file has been read to its end.
+
+:func:`resume_point` reads where a file ends (its last timestamp), for a
+:mod:`pycri.core.logcopy` copier resuming after a restart.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO
 
 from pycri.core.logs import format_timestamp, parse_log_line
 
-__all__ = ["LogFollower", "LogOptions", "tail_offset"]
+__all__ = ["LogFollower", "LogOptions", "resume_point", "tail_offset"]
 
 _BLOCK = 64 * 1024
+#: how much of a file's end resume_point reads for its last lines
+_TAIL_BYTES = 64 * 1024
 Writer = Callable[[str, bytes], None]
 
 
@@ -57,6 +67,55 @@ def tail_offset(f: BinaryIO, lines: int) -> int:
             if seen == lines:
                 return pos + index + 1
     return 0
+
+
+def resume_point(path: str | os.PathLike[str]) -> tuple[int | None, int]:
+    """(timestamp of the last line written, how many lines at the end carry it).
+
+    An empty or missing file right after a rotation says nothing, so the
+    newest rotated sibling (``<name>.<suffix>``, uncompressed) is read instead.
+    """
+    last, count = _file_resume_point(path)
+    if last is not None:
+        return last, count
+    current = Path(path)
+    rotated = [
+        p
+        for p in current.parent.glob(f"{glob.escape(current.name)}.*")
+        # not kubelet's compressed ones, nor the .gz.tmp it is writing
+        if not p.name.endswith((".gz", ".tmp")) and p.is_file()
+    ]
+    if not rotated:
+        return None, 0
+    return _file_resume_point(max(rotated, key=lambda p: p.stat().st_mtime_ns))
+
+
+def _file_resume_point(path: str | os.PathLike[str]) -> tuple[int | None, int]:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - _TAIL_BYTES))
+            tail = f.read()
+    except FileNotFoundError:
+        return None, 0
+    lines = tail.split(b"\n")
+    if size > _TAIL_BYTES:
+        lines = lines[1:]  # the first one may be cut
+    last: int | None = None
+    count = 0
+    for raw in reversed([ln for ln in lines if ln]):
+        try:
+            ts = parse_log_line(raw).timestamp_ns
+        except ValueError:
+            continue
+        if last is None:
+            last, count = ts, 1
+        elif ts == last:
+            count += 1
+        else:
+            break
+    return last, count
 
 
 class LogFollower:

@@ -13,12 +13,12 @@ from typing import Any
 import click
 import yaml
 
-from pycri.kubelet.apiobject import deployment_object, list_object, pod_object
-from pycri.kubelet.cli_workloads import kind_name
-from pycri.kubelet.clisession import KubeletCLIError, Session, node_options, warn
-from pycri.kubelet.describe import describe_pod
-from pycri.kubelet.kubelet import PodInfo
-from pycri.kubelet.tables import deployment_rows, pod_rows, render
+from pycri.kubelet.cli.apiobject import deployment_object, list_object, pod_object
+from pycri.kubelet.cli.describe import describe_pod
+from pycri.kubelet.cli.session import KubectlSession, KubeletCLIError, node_options, warn
+from pycri.kubelet.cli.tables import deployment_rows, pod_rows, render
+from pycri.kubelet.cli.workload_commands import kind_name
+from pycri.kubelet.sync.kubelet import PodInfo
 
 __all__ = ["COMMANDS"]
 
@@ -64,7 +64,7 @@ def _emit(document: dict[str, Any], output: str) -> None:
 @click.option("-o", "--output", type=click.Choice(["", "wide", "yaml", "json", "name"]), default="")
 @node_options
 def get_command(
-    session: Session,
+    session: KubectlSession,
     resource: str,
     names: tuple[str, ...],
     namespace: str,
@@ -129,7 +129,7 @@ def get_command(
 @click.option("-n", "--namespace", default="default", show_default=True)
 @node_options
 def describe_command(
-    session: Session, resource: str, names: tuple[str, ...], namespace: str
+    session: KubectlSession, resource: str, names: tuple[str, ...], namespace: str
 ) -> None:
     """Show a pod in detail: describe pod NAME (events included)."""
     kind, name = kind_name(resource, "")

@@ -13,8 +13,8 @@ import shutil
 import stat
 from pathlib import Path
 
-from pycri.kubelet.paths import KubeletPaths
-from pycri.kubelet.spec import Pod, Volume
+from pycri.kubelet.model.spec import Pod, Volume
+from pycri.kubelet.sync.paths import KubeletPaths
 
 __all__ = ["VolumeError", "prepare_volumes", "remove_pod_dirs"]
 

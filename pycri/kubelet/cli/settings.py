@@ -14,23 +14,28 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from pycri.kubelet.nodeinfo import default_node_name
-from pycri.kubelet.paths import (
+from pycri.kubelet.sync.nodeinfo import default_node_name
+from pycri.kubelet.sync.paths import (
     KubeletPaths,
     default_log_root,
     default_manifest_dir,
     default_root_dir,
 )
-from pycri.kubelet.podstate import write_json
+from pycri.kubelet.sync.podstate import write_json
 
-__all__ = ["DEFAULT_ENDPOINT", "Settings", "resolve_settings"]
+__all__ = ["DEFAULT_ENDPOINT", "KubeletSettings", "resolve_settings"]
 
 #: the real kubelet's default --container-runtime-endpoint
 DEFAULT_ENDPOINT = "unix:///run/containerd/containerd.sock"
 
 
 @dataclass(frozen=True)
-class Settings:
+class KubeletSettings:
+    """The node a ``pycri-kubelet`` command (or the daemon) works on: endpoint, directories, name.
+
+    The daemon saves them as ``<root>/kubelet.json``.
+    """
+
     endpoint: str
     image_endpoint: str
     root_dir: Path
@@ -69,7 +74,7 @@ def resolve_settings(
     log_root: str | None = None,
     node_name: str | None = None,
     timeout: float = 10.0,
-) -> Settings:
+) -> KubeletSettings:
     root = Path(root_dir) if root_dir else default_root_dir()
     saved = _daemon_settings(root)
     if endpoint:
@@ -78,7 +83,7 @@ def resolve_settings(
         endpoint, source = saved["endpoint"], f"the daemon's settings in {root / 'kubelet.json'}"
     else:
         endpoint, source = DEFAULT_ENDPOINT, "the default"
-    return Settings(
+    return KubeletSettings(
         endpoint=endpoint,
         image_endpoint=image_endpoint or saved.get("image_endpoint") or endpoint,
         root_dir=root,

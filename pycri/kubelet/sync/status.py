@@ -13,10 +13,10 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from pycri.api import api_pb2 as cri
-from pycri.kubelet.backoff import Restart, next_restart, should_restart
-from pycri.kubelet.observed import ObservedContainer, ObservedPod
-from pycri.kubelet.probes import view_of
-from pycri.kubelet.spec import Container, Pod
+from pycri.kubelet.model.spec import Container, Pod
+from pycri.kubelet.sync.backoff import Restart, next_restart, should_restart
+from pycri.kubelet.sync.observed import ObservedContainer, ObservedPod
+from pycri.kubelet.sync.probes import view_of
 
 __all__ = [
     "Condition",

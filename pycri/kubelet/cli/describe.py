@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pycri.kubelet.apiobject import qos_class
-from pycri.kubelet.kubelet import PodInfo
-from pycri.kubelet.spec import Container, ExecProbe
-from pycri.kubelet.status import ContainerState, ContainerStatus
-from pycri.kubelet.tables import render
-from pycri.kubelet.timefmt import human_duration, rfc1123z
+from pycri.kubelet.cli.apiobject import qos_class
+from pycri.kubelet.cli.tables import render
+from pycri.kubelet.cli.timefmt import apimachinery_human_duration, rfc1123z
+from pycri.kubelet.model.spec import Container, ExecProbe
+from pycri.kubelet.sync.kubelet import PodInfo
+from pycri.kubelet.sync.status import ContainerState, ContainerStatus
 
 __all__ = ["describe_pod"]
 
@@ -169,9 +169,10 @@ def describe_pod(info: PodInfo, *, runtime: str, node: str, host_ip: str, now: f
         rows = [["  Type", "Reason", "Age", "From", "Message"]]
         rows.append(["  ----", "------", "----", "----", "-------"])
         for event in events:
-            age = human_duration(now - event.time)
+            age = apimachinery_human_duration(now - event.time)
             if event.count > 1:
-                age = f"{age} (x{event.count} over {human_duration(now - event.first_time)})"
+                over = apimachinery_human_duration(now - event.first_time)
+                age = f"{age} (x{event.count} over {over})"
             rows.append([f"  {event.type}", event.reason, age, "kubelet", event.message])
         lines += render(rows).splitlines()
     return "\n".join(lines)

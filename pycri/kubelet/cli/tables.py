@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pycri.kubelet.kubelet import PodInfo
-from pycri.kubelet.spec import Deployment
-from pycri.kubelet.timefmt import human_duration
+from pycri.kubelet.cli.timefmt import apimachinery_human_duration
+from pycri.kubelet.model.spec import Deployment
+from pycri.kubelet.sync.kubelet import PodInfo
 
 __all__ = ["deployment_rows", "pod_reason", "pod_rows", "render"]
 
@@ -71,7 +71,7 @@ def _restarts(info: PodInfo, now: float) -> str:
         default=0.0,
     )
     if count and last:
-        return f"{count} ({human_duration(now - last)} ago)"
+        return f"{count} ({apimachinery_human_duration(now - last)} ago)"
     return str(count)
 
 
@@ -94,7 +94,7 @@ def pod_rows(
             f"{ready}/{total}",
             pod_reason(info),
             _restarts(info, now),
-            human_duration(now - start) if start else "<unknown>",
+            apimachinery_human_duration(now - start) if start else "<unknown>",
         ]
         if namespaces:
             row.insert(0, info.namespace)
@@ -126,7 +126,7 @@ def deployment_rows(
             f"{ready}/{deployment.replicas}",
             str(len(mine)),
             str(ready),
-            human_duration(now - min(starts)) if starts else "<unknown>",
+            apimachinery_human_duration(now - min(starts)) if starts else "<unknown>",
         ]
         if namespaces:
             row.insert(0, deployment.namespace)

@@ -5,19 +5,19 @@ from __future__ import annotations
 import click
 
 from pycri.api import api_pb2 as cri
-from pycri.cli.logfile import LogFollower, LogOptions
+from pycri.core.logread import LogFollower, LogOptions
 from pycri.errors import CRIError
-from pycri.kubelet.cli_workloads import kind_name
-from pycri.kubelet.clisession import KubeletCLIError, Session, node_options
-from pycri.kubelet.kubelet import PodInfo
-from pycri.kubelet.observed import ObservedContainer
+from pycri.kubelet.cli.session import KubectlSession, KubeletCLIError, node_options
+from pycri.kubelet.cli.workload_commands import kind_name
+from pycri.kubelet.sync.kubelet import PodInfo
+from pycri.kubelet.sync.observed import ObservedContainer
 
 __all__ = ["COMMANDS"]
 
 DEFAULT_CONTAINER = "kubectl.kubernetes.io/default-container"
 
 
-def _pod(session: Session, target: str, namespace: str) -> PodInfo:
+def _pod(session: KubectlSession, target: str, namespace: str) -> PodInfo:
     kind, name = kind_name(target, "Pod")
     pods = session.kubelet.pods(namespace)
     if kind == "Deployment":
@@ -78,7 +78,7 @@ def _waiting_reason(info: PodInfo, name: str) -> str:
 @click.option("-n", "--namespace", default="default", show_default=True)
 @node_options
 def logs_command(
-    session: Session,
+    session: KubectlSession,
     pod: str,
     container: str | None,
     follow: bool,
@@ -143,7 +143,7 @@ def logs_command(
 @click.option("-n", "--namespace", default="default", show_default=True)
 @node_options
 def exec_command(
-    session: Session,
+    session: KubectlSession,
     pod: str,
     command: tuple[str, ...],
     container: str | None,

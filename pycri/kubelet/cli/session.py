@@ -10,12 +10,12 @@ import click
 
 from pycri.client import CRIClient
 from pycri.errors import CRIError, UnavailableError
-from pycri.kubelet.kubelet import Kubelet
-from pycri.kubelet.lock import KubeletLock
-from pycri.kubelet.manifest import ManifestError
-from pycri.kubelet.settings import Settings, resolve_settings
+from pycri.kubelet.cli.settings import KubeletSettings, resolve_settings
+from pycri.kubelet.model.manifest import ManifestError
+from pycri.kubelet.sync.kubelet import Kubelet
+from pycri.kubelet.sync.lock import KubeletLock
 
-__all__ = ["KubeletCLIError", "Session", "explain", "node_options", "warn"]
+__all__ = ["KubectlSession", "KubeletCLIError", "explain", "node_options", "warn"]
 
 R = TypeVar("R")
 
@@ -33,10 +33,14 @@ def warn(message: str) -> None:
     click.echo(f"Warning: {message}", err=True)
 
 
-class Session:
-    """The settings of one command, and the client and Kubelet built from them on demand."""
+class KubectlSession:
+    """One ``pycri-kubelet`` command (a kubectl verb, or ``serve``): its settings, and
+    the client and Kubelet built from them on demand.
 
-    def __init__(self, settings: Settings) -> None:
+    pycrictl's counterpart is :class:`pycri.cli.session.CrictlSession`.
+    """
+
+    def __init__(self, settings: KubeletSettings) -> None:
         self.settings = settings
         self._client: CRIClient | None = None
         self._kubelet: Kubelet | None = None
@@ -86,7 +90,7 @@ class Session:
             self._client.close()
 
 
-def explain(err: Exception, settings: Settings) -> str:
+def explain(err: Exception, settings: KubeletSettings) -> str:
     if isinstance(err, UnavailableError):
         return (
             f"{err.message} (endpoint {settings.endpoint}, from {settings.endpoint_source}; "
@@ -109,7 +113,7 @@ def node_options(func: Callable[..., R]) -> Callable[..., R]:
             node_name=kwargs.pop("node_name"),
             timeout=kwargs.pop("timeout"),
         )
-        session = Session(settings)
+        session = KubectlSession(settings)
         try:
             return func(*args, session=session, **kwargs)
         except (CRIError, ManifestError, OSError) as err:

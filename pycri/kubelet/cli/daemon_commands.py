@@ -9,7 +9,7 @@ from types import FrameType
 
 import click
 
-from pycri.kubelet.clisession import KubeletCLIError, Session, node_options
+from pycri.kubelet.cli.session import KubectlSession, KubeletCLIError, node_options
 
 __all__ = ["COMMANDS"]
 
@@ -28,7 +28,9 @@ log = logging.getLogger("pycri.kubelet")
     show_default=True,
 )
 @node_options
-def serve_command(session: Session, sync_period: float, workers: int, log_level: str) -> None:
+def serve_command(
+    session: KubectlSession, sync_period: float, workers: int, log_level: str
+) -> None:
     """Run the kubelet: keep the pods of the manifest directory running."""
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -65,7 +67,7 @@ def serve_command(session: Session, sync_period: float, workers: int, log_level:
 
 @click.command("sync")
 @node_options
-def sync_command(session: Session) -> None:
+def sync_command(session: KubectlSession) -> None:
     """One relist and sync of every pod (when no daemon serves this root)."""
     if not session.direct():
         raise KubeletCLIError(

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pycri.kubelet.kubelet import PodInfo
-from pycri.kubelet.spec import Deployment, Pod
-from pycri.kubelet.status import ContainerState, ContainerStatus, PodStatus
-from pycri.kubelet.timefmt import rfc3339
+from pycri.kubelet.cli.timefmt import rfc3339
+from pycri.kubelet.model.spec import Deployment, Pod
+from pycri.kubelet.sync.kubelet import PodInfo
+from pycri.kubelet.sync.status import ContainerState, ContainerStatus, PodStatus
 
 __all__ = ["deployment_object", "list_object", "pod_object", "qos_class"]
 

@@ -16,8 +16,8 @@ from typing import Any
 from pycri.api import api_pb2 as cri
 from pycri.client import CRIClient
 from pycri.errors import CRIError, DeadlineExceededError
-from pycri.kubelet.observed import ObservedContainer
-from pycri.kubelet.spec import Container, ExecProbe, ProbeKind
+from pycri.kubelet.model.spec import Container, ExecProbe, ProbeKind
+from pycri.kubelet.sync.observed import ObservedContainer
 
 __all__ = ["KINDS", "ProbeManager", "ProbeOutcome", "ProbeTracker", "ProbeView"]
 

@@ -17,9 +17,9 @@ from pathlib import Path
 from pycri.api import api_pb2 as cri
 from pycri.core.images import normalize_reference
 from pycri.errors import InvalidArgumentError
-from pycri.kubelet import labels as L
-from pycri.kubelet.paths import KubeletPaths
-from pycri.kubelet.spec import Container, Pod, SecurityContext, Volume
+from pycri.kubelet.model import labels as L
+from pycri.kubelet.model.spec import Container, Pod, SecurityContext, Volume
+from pycri.kubelet.sync.paths import KubeletPaths
 
 __all__ = [
     "PodContext",

@@ -16,11 +16,11 @@ from typing import Any
 import click
 import yaml
 
-from pycri.kubelet.clisession import KubeletCLIError, Session, node_options, warn
-from pycri.kubelet.generate import deployment_document, pod_document
-from pycri.kubelet.kubelet import PodInfo
-from pycri.kubelet.manifest import ManifestObject, load_documents, parse_documents
-from pycri.kubelet.manifestdir import SUFFIXES
+from pycri.kubelet.cli.generate import deployment_document, pod_document
+from pycri.kubelet.cli.session import KubectlSession, KubeletCLIError, node_options, warn
+from pycri.kubelet.model.manifest import ManifestObject, load_documents, parse_documents
+from pycri.kubelet.sync.kubelet import PodInfo
+from pycri.kubelet.sync.manifestdir import SUFFIXES
 
 __all__ = ["COMMANDS"]
 
@@ -62,7 +62,7 @@ def _started(info: PodInfo) -> bool:
     return any(r in ("ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull") for r in waiting)
 
 
-def converge(session: Session, uids: set[str], *, wait: float, direct: bool) -> None:
+def converge(session: KubectlSession, uids: set[str], *, wait: float, direct: bool) -> None:
     """Sync (when direct) until the pods started, or, with ``wait``, until they are ready."""
     kubelet = session.kubelet
     deadline = time.monotonic() + (wait or 30.0)
@@ -84,7 +84,7 @@ def converge(session: Session, uids: set[str], *, wait: float, direct: bool) -> 
 
 
 def _publish(
-    session: Session, objects: Sequence[ManifestObject], *, sync: bool, wait: float
+    session: KubectlSession, objects: Sequence[ManifestObject], *, sync: bool, wait: float
 ) -> None:
     kubelet = session.kubelet
     for obj in objects:
@@ -106,7 +106,7 @@ def _publish(
         converge(session, uids, wait=wait, direct=False)
 
 
-def _objects(session: Session, documents: list[Any], source: str) -> list[ManifestObject]:
+def _objects(session: KubectlSession, documents: list[Any], source: str) -> list[ManifestObject]:
     manifest = parse_documents(documents, source=source, node=session.settings.node_name)
     for warning in manifest.warnings:
         warn(warning)
@@ -172,7 +172,7 @@ _namespace_option = click.option("-n", "--namespace", default="default", show_de
 @_wait_option
 @node_options
 def run_command(
-    session: Session,
+    session: KubectlSession,
     name: str,
     args: tuple[str, ...],
     image: str,
@@ -249,7 +249,7 @@ def create_group() -> None:
 @_wait_option
 @node_options
 def create_deployment(
-    session: Session,
+    session: KubectlSession,
     name: str,
     command: tuple[str, ...],
     image: str,
@@ -284,7 +284,7 @@ def create_deployment(
 @_sync_option
 @_wait_option
 @node_options
-def apply_command(session: Session, files: tuple[str, ...], sync: bool, wait: float) -> None:
+def apply_command(session: KubectlSession, files: tuple[str, ...], sync: bool, wait: float) -> None:
     """Write Pods and Deployments from files into the manifest directory."""
     objects = []
     for source, text in _read_files(files):
@@ -300,7 +300,7 @@ def apply_command(session: Session, files: tuple[str, ...], sync: bool, wait: fl
 @_wait_option
 @node_options
 def scale_command(
-    session: Session, target: str, replicas: int, namespace: str, sync: bool, wait: float
+    session: KubectlSession, target: str, replicas: int, namespace: str, sync: bool, wait: float
 ) -> None:
     """Set a Deployment's replicas: scale [deployment/]NAME --replicas N."""
     kind, name = kind_name(target, "Deployment")
@@ -320,7 +320,9 @@ def scale_command(
         _publish_changes(session, obj, sync=sync, wait=wait)
 
 
-def _publish_changes(session: Session, obj: ManifestObject, *, sync: bool, wait: float) -> None:
+def _publish_changes(
+    session: KubectlSession, obj: ManifestObject, *, sync: bool, wait: float
+) -> None:
     direct = session.direct()
     uids = {pod.uid for pod in obj.pods}
     if direct and sync:
@@ -339,7 +341,7 @@ def _publish_changes(session: Session, obj: ManifestObject, *, sync: bool, wait:
 @_namespace_option
 @node_options
 def delete_command(
-    session: Session,
+    session: KubectlSession,
     targets: tuple[str, ...],
     files: tuple[str, ...],
     grace_period: int,
@@ -380,7 +382,7 @@ def delete_command(
 
 
 def _deletion_list(
-    session: Session, targets: Sequence[str], files: Sequence[str], namespace: str
+    session: KubectlSession, targets: Sequence[str], files: Sequence[str], namespace: str
 ) -> list[tuple[str, str, str]]:
     wanted: list[tuple[str, str, str]] = []
     for _, text in _read_files(files):

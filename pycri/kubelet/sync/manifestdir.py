@@ -21,13 +21,13 @@ from typing import Any, Literal
 
 import yaml
 
-from pycri.kubelet.manifest import (
+from pycri.kubelet.model.manifest import (
     ManifestError,
     ManifestObject,
     load_documents,
     parse_documents,
 )
-from pycri.kubelet.spec import Pod
+from pycri.kubelet.model.spec import Pod
 
 __all__ = ["ApplyResult", "DesiredState", "ManifestDir"]
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pycri.api import api_pb2 as cri
 from pycri.client import CRIClient
 from pycri.errors import CRIError
-from pycri.kubelet import labels as L
+from pycri.kubelet.model import labels as L
 
 __all__ = ["ObservedContainer", "ObservedPod", "ObservedSandbox", "Relister"]
 

@@ -3,7 +3,7 @@
 Given the desired pod, the relist, the computed status, probe verdicts and
 the clock, :func:`compute_actions` says which sandbox to create or stop,
 which containers to start, kill or garbage-collect, and which wait out a
-back-off. :mod:`pycri.kubelet.podsync` carries the actions out.
+back-off. :mod:`pycri.kubelet.sync.podsync` carries the actions out.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pycri.kubelet import labels as L
-from pycri.kubelet.backoff import next_restart
-from pycri.kubelet.criconfig import container_hash, sandbox_hash
-from pycri.kubelet.observed import ObservedContainer, ObservedPod
-from pycri.kubelet.probes import ProbeView
-from pycri.kubelet.spec import Container, Pod
-from pycri.kubelet.status import PodStatus, Slot, slots
+from pycri.kubelet.model import labels as L
+from pycri.kubelet.model.spec import Container, Pod
+from pycri.kubelet.sync.backoff import next_restart
+from pycri.kubelet.sync.criconfig import container_hash, sandbox_hash
+from pycri.kubelet.sync.observed import ObservedContainer, ObservedPod
+from pycri.kubelet.sync.probes import ProbeView
+from pycri.kubelet.sync.status import PodStatus, Slot, slots
 
 __all__ = ["KillContainer", "PodActions", "StartContainer", "compute_actions", "next_attempt"]
 

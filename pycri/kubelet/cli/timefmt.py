@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import time
 
-__all__ = ["human_duration", "rfc1123z", "rfc3339"]
+__all__ = ["apimachinery_human_duration", "rfc1123z", "rfc3339"]
 
 
-def human_duration(seconds: float) -> str:
-    """kubectl's HumanDuration (apimachinery/pkg/util/duration)."""
+def apimachinery_human_duration(seconds: float) -> str:
+    """kubectl's ages (``45s``, ``5m3s``, ``3h``, ``2d4h``).
+
+    A transcription of ``HumanDuration`` in k8s.io/apimachinery/pkg/util/duration
+    (duration.go), which kubectl's AGE columns print; crictl's wordier
+    ``About a minute`` is :func:`pycri.cli.units.go_units_human_duration`.
+    """
     if seconds < -1:
         return "<invalid>"
     if seconds < 0:

@@ -1,6 +1,6 @@
 """The part of the Kubernetes ``v1`` Pod (and ``apps/v1`` Deployment) the kubelet runs.
 
-Plain frozen dataclasses filled by :mod:`pycri.kubelet.manifest`, with the
+Plain frozen dataclasses filled by :mod:`pycri.kubelet.model.manifest`, with the
 API server's defaults already applied. ``raw`` keeps the document as the
 user wrote it, for hashing and for ``get -o yaml``.
 """

@@ -19,10 +19,10 @@ from typing import Any
 
 import yaml
 
-from pycri.kubelet.fields import Fields, join
-from pycri.kubelet.labels import derive_uid
-from pycri.kubelet.podspec import read_pod_spec
-from pycri.kubelet.spec import Deployment, Pod
+from pycri.kubelet.model.fields import Fields, join
+from pycri.kubelet.model.labels import derive_uid
+from pycri.kubelet.model.podspec import read_pod_spec
+from pycri.kubelet.model.spec import Deployment, Pod
 
 __all__ = [
     "DEFAULT_NAMESPACE",

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pycri.api import api_pb2 as cri
 from pycri.client import CRIClient
 from pycri.errors import CRIError
-from pycri.kubelet.backoff import ImageBackoff
-from pycri.kubelet.criconfig import image_reference
-from pycri.kubelet.spec import Container
+from pycri.kubelet.model.spec import Container
+from pycri.kubelet.sync.backoff import ImageBackoff
+from pycri.kubelet.sync.criconfig import image_reference
 
 __all__ = ["ImageManager", "ImageResult"]
 
