@@ -11,9 +11,8 @@ from collections.abc import Sequence
 
 from pycri.api import api_pb2 as cri
 from pycri.core import metrics
-
-from .state import ContainerRecord, SandboxRecord
-from .stats import container_stats, pod_sandbox_stats
+from pycri_shims.fake.state import ContainerRecord, SandboxRecord
+from pycri_shims.fake.stats import container_stats, pod_sandbox_stats
 
 __all__ = ["pod_sandbox_metrics"]
 

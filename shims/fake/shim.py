@@ -44,9 +44,8 @@ from pycri.errors import (
 )
 from pycri.shim import PullProgress, Shim
 from pycri.streaming.streams import PortConnection, StreamIO
-
-from .faults import FaultInjector
-from .images import (
+from pycri_shims.fake.faults import FaultInjector
+from pycri_shims.fake.images import (
     DEFAULT_PAUSE_IMAGE,
     DEFAULT_PRELOAD,
     FakeImage,
@@ -54,20 +53,22 @@ from .images import (
     image_config_for,
     image_files,
 )
-from .metrics import pod_sandbox_metrics
-from .network import FakeNetwork
-from .processes import (
-    FakeFS,
-    OutputCapture,
-    ProcessContext,
-    ProcessResult,
-    SimulatedProcess,
+from pycri_shims.fake.metrics import pod_sandbox_metrics
+from pycri_shims.fake.network import FakeNetwork
+from pycri_shims.fake.processes import OutputCapture, ProcessResult, SimulatedProcess
+from pycri_shims.fake.sh.commands import is_runnable
+from pycri_shims.fake.sh.context import ProcessContext
+from pycri_shims.fake.sh.filesystem import FakeFS
+from pycri_shims.fake.state import ContainerRecord, IPAllocator, SandboxRecord
+from pycri_shims.fake.stats import (
+    CONTAINER_FS,
+    IMAGE_FS,
+    container_stats,
+    filesystem_usage,
+    pod_sandbox_stats,
 )
-from .shell import is_runnable
-from .state import ContainerRecord, IPAllocator, SandboxRecord
-from .stats import CONTAINER_FS, IMAGE_FS, container_stats, filesystem_usage, pod_sandbox_stats
-from .stats import writable_layer_bytes as _layer
-from .streaming import Console, forward_port, run_exec
+from pycri_shims.fake.stats import writable_layer_bytes as _layer
+from pycri_shims.fake.streaming import Console, forward_port, run_exec
 
 __all__ = ["FakeShim"]
 

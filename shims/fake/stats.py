@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pycri.api import api_pb2 as cri
-
-from .state import ContainerRecord, SandboxRecord
+from pycri_shims.fake.state import ContainerRecord, SandboxRecord
 
 __all__ = [
     "CONTAINER_FS",

@@ -21,10 +21,10 @@ from collections.abc import Callable, Sequence
 
 from pycri.streaming.pump import copy_input, splice
 from pycri.streaming.streams import Output, PortConnection, StreamIO
-
-from .network import FakeNetwork
-from .processes import ProcessContext, SimulatedProcess
-from .stdio import Stdin, Terminal
+from pycri_shims.fake.network import FakeNetwork
+from pycri_shims.fake.processes import SimulatedProcess
+from pycri_shims.fake.sh.context import ProcessContext
+from pycri_shims.fake.stdio import Stdin, Terminal
 
 __all__ = ["Console", "forward_port", "run_exec"]
 

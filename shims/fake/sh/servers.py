@@ -17,8 +17,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from .network import FakeNetwork, Listener
-from .shell import FakeFS
+from pycri_shims.fake.network import FakeNetwork, Listener
+from pycri_shims.fake.sh.filesystem import FakeFS
 
 __all__ = ["Handler", "apache_site", "file_site", "http_handler", "nginx_site", "redis_handler"]
 
