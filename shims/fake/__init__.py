@@ -12,7 +12,7 @@ Registered as the ``fake`` shim (``pycri-server --backend fake``).
 """
 
 from pycri_shims.fake.faults import FaultInjector
-from pycri_shims.fake.images import DEFAULT_PRELOAD, FakeImage, ImageConfig
+from pycri_shims.fake.image_store import DEFAULT_PRELOAD, FakeImage, ImageConfig
 from pycri_shims.fake.processes import CompletedProcess, SimulatedProcess, run
 from pycri_shims.fake.sh.context import ProcessContext
 from pycri_shims.fake.shim import FakeShim

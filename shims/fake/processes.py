@@ -20,6 +20,7 @@ from pycri_shims.fake.sh.interpreter import Shell
 from pycri_shims.fake.stdio import Stdin
 
 __all__ = [
+    "KILL_WAIT",
     "CompletedProcess",
     "OutputCapture",
     "ProcessResult",
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 
 #: what runtimes cap each exec stream at
 EXEC_OUTPUT_LIMIT = 16 * 1024 * 1024
+#: how long a killed simulated process may take to unwind (it is normally instant)
+KILL_WAIT = 5.0
 
 
 @dataclass(frozen=True)

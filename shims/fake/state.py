@@ -17,8 +17,8 @@ from pycri_shims.fake.processes import SimulatedProcess
 from pycri_shims.fake.sh.context import ProcessContext
 
 if TYPE_CHECKING:
+    from pycri_shims.fake.interactive import Console
     from pycri_shims.fake.network import FakeNetwork
-    from pycri_shims.fake.streaming import Console
 
 __all__ = ["ContainerRecord", "IPAllocator", "SandboxRecord", "new_id"]
 
