@@ -1,7 +1,8 @@
 """Exec, Attach and PortForward in the fake runtime, on top of its simulated processes.
 
 * Exec runs the command as a simulated process wired to the client: a
-  live :class:`~.stdio.Stdin`, and with a TTY a :class:`~.stdio.Terminal`
+  live :class:`~pycri_shims.fake.stdio.Stdin`, and with a TTY a
+  :class:`~pycri_shims.fake.stdio.Terminal`
   (echo, line editing, ``^C``, ``stty size`` after a resize). ``sh``
   without arguments is then an interactive shell with a ``/ # `` prompt.
 * A container's main process writes through a :class:`Console`: its log,

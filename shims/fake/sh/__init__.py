@@ -12,9 +12,9 @@ Scope, the POSIX sh subset: ``;`` ``&&`` ``||`` ``|`` ``!`` and newlines;
 ``$VAR`` ``${VAR}`` ``${VAR:-x}`` (and ``-`` ``=`` ``+`` ``?`` with or without
 ``:``) ``${#VAR}`` ``$?`` ``$$`` ``$0..$9`` ``$#`` ``$@`` ``$*``; ``$(...)``,
 backticks and ``$((...))`` (integers, C's operators); field splitting on
-whitespace; redirections ``>`` ``>>`` ``<`` ``N>&M`` ``&>`` to ``/dev/null``,
+whitespace; redirections ``>`` ``>>`` ``<`` ``2>&1`` ``>&2`` ``&>`` to ``/dev/null``,
 ``/dev/stdout``, ``/dev/stderr`` or files of the in-memory filesystem;
-``set -e``; ``trap ACTION TERM|INT|EXIT``; an interactive mode on a live
+``set -e``; ``trap ACTION TERM|EXIT``; an interactive mode on a live
 stdin, with a prompt and ``^C`` on a terminal.
 
 Commands: exactly the names of :data:`.commands.COMMANDS`, one table:
@@ -28,8 +28,9 @@ Any other name is ``sh: NAME: not found``, status 127.
 Deliberately not done: ``case``, functions, here-documents, globbing,
 aliases, ``PATH`` lookup (``/any/dir/NAME`` runs NAME), background jobs
 (a trailing ``&`` runs in the foreground), file descriptors beyond 0-2,
-networking between pods. A script that needs them fails visibly (a syntax
-error or ``not found``), not silently differently.
+networking between pods. ``case``, functions and here-documents are
+syntax errors and unknown tools ``not found``; globbing is the one silent
+difference (``*`` stays literal), and a trailing ``&`` waits.
 
 Held to busybox: tests/integration/test_differential_state.py and
 tests/integration/test_pycrictl_differential.py run the same commands on the

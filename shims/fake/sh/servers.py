@@ -235,7 +235,8 @@ class _Service:
 def serving(net: FakeNetwork | None, services: list[tuple[int, Handler]]) -> Iterator[None]:
     """Listen on each port with its handler while the block runs.
 
-    Raises :class:`~.network.PortInUseError` (nothing is left listening) when a port is taken.
+    Raises :class:`~pycri_shims.fake.network.PortInUseError` (nothing is left
+    listening) when a port is taken.
     """
     running: list[_Service] = []
     try:
