@@ -28,12 +28,12 @@ from pycri.core import metrics as core_metrics
 from pycri.core.sandbox_resources import SandboxResources
 from pycri.shim import PullProgress, Shim
 from pycri.streaming.streams import PortConnection, StreamIO
-from pycri_shims.fake import interactive
 from pycri_shims.fake.containers import Containers
 from pycri_shims.fake.execsync import exec_sync
 from pycri_shims.fake.faults import FaultInjector
 from pycri_shims.fake.image_store import DEFAULT_PAUSE_IMAGE, DEFAULT_PRELOAD, ImageStore
 from pycri_shims.fake.images import FakeImages
+from pycri_shims.fake.interactive import attach, attached, exec_stream, port_forward
 from pycri_shims.fake.metrics import FakeMetrics
 from pycri_shims.fake.sandboxes import Sandboxes
 from pycri_shims.fake.stats import FakeStats
@@ -247,17 +247,17 @@ class FakeShim(Shim):
         return exec_sync(self.store, container_id, cmd, timeout)
 
     def exec_stream(self, container_id: str, cmd: Sequence[str], io: StreamIO) -> int:
-        return interactive.exec_stream(self.store, container_id, cmd, io)
+        return exec_stream(self.store, container_id, cmd, io)
 
     def attach(self, container_id: str, io: StreamIO) -> None:
-        interactive.attach(self.store, container_id, io)
+        attach(self.store, container_id, io)
 
     def attached(self, container_id: str) -> int:
         """How many attach sessions follow the container now (for tests to sync on)."""
-        return interactive.attached(self.store, container_id)
+        return attached(self.store, container_id)
 
     def port_forward(self, pod_id: str, port: int, connection: PortConnection) -> None:
-        interactive.port_forward(self.store, pod_id, port, connection)
+        port_forward(self.store, pod_id, port, connection)
 
     def reopen_container_log(self, container_id: str) -> None:
         self.containers.reopen_log(container_id)

@@ -48,6 +48,7 @@ def shell(name: str) -> Command:
 
 
 def _shell(sh: Shell, name: str, args: list[str], io: IO) -> int:
+    """Run ``name`` with ``args`` as busybox sh would: ``-c``, a file, or stdin."""
     errexit = False
     script: str | None = None
     index = 0
