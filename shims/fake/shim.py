@@ -143,6 +143,10 @@ class FakeShim(Shim):
         """The sandbox image: pulled by RunPodSandbox when missing, reported pinned."""
         return self.images.pause_image
 
+    @pause_image.setter
+    def pause_image(self, reference: str) -> None:
+        self.images.pause_image = reference
+
     def before_rpc(self, rpc: str) -> None:
         self.store.check_open()
         self.faults.apply(rpc)
