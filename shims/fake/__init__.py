@@ -11,11 +11,11 @@
 Registered as the ``fake`` shim (``pycri-server --backend fake``).
 """
 
-from . import netcmds, shell_builtins, termcmds  # noqa: F401 - they register shell builtins
-from .faults import FaultInjector
-from .images import DEFAULT_PRELOAD, FakeImage, ImageConfig
-from .processes import CompletedProcess, ProcessContext, SimulatedProcess, run
-from .shim import FakeShim
+from pycri_shims.fake.faults import FaultInjector
+from pycri_shims.fake.image_store import DEFAULT_PRELOAD, FakeImage, ImageConfig
+from pycri_shims.fake.processes import CompletedProcess, SimulatedProcess, run
+from pycri_shims.fake.sh.context import ProcessContext
+from pycri_shims.fake.shim import FakeShim
 
 __all__ = [
     "DEFAULT_PRELOAD",

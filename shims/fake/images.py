@@ -1,238 +1,153 @@
-"""The fake image store: "pulled" images with deterministic ids, sizes and configs.
+"""The fake image service: ListImages, ImageStatus, PullImage, RemoveImage, ImageFsInfo.
 
-A tag reference stands for a manifest whose digest is derived from the
-reference, and the image id from that digest, so the same reference always
-gives the same image and pulling it by its digest finds the same image
-again. Each image carries a plausible default entrypoint/cmd chosen by the
-repository's name: ``*pause*`` runs ``/pause``, ``nginx``/``redis``... run a
-server until stopped, ``busybox``/``alpine`` and the rest run ``sh``.
+The images themselves (ids, sizes, configs) are :mod:`pycri_shims.fake.image_store`'s;
+this module adds the CRI's behaviour: a simulated download with progress
+(``pull_delay``), the sandbox image pinned, removal while containers run.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
 
 from pycri.api import api_pb2 as cri
-from pycri.core.filters import image_matches
-from pycri.core.images import is_image_id, parse_reference
-from pycri.errors import NotFoundError
+from pycri.core.images import is_image_id, is_sandbox_image, normalize_reference, parse_reference
+from pycri.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
+from pycri.shim import PullProgress
+from pycri_shims.fake.image_store import FakeImage, ImageStore, image_config_for
+from pycri_shims.fake.stats import CONTAINER_FS, IMAGE_FS, filesystem_usage, writable_layer_bytes
+from pycri_shims.fake.store import FakeStore
 
-__all__ = [
-    "DEFAULT_PAUSE_IMAGE",
-    "DEFAULT_PRELOAD",
-    "FakeImage",
-    "ImageConfig",
-    "ImageStore",
-    "image_config_for",
-    "image_files",
-]
+__all__ = ["FakeImages"]
 
-DEFAULT_PAUSE_IMAGE = "registry.k8s.io/pause:3.9"
-DEFAULT_PRELOAD = (DEFAULT_PAUSE_IMAGE, "docker.io/library/busybox:latest")
-_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-_MIB = 1024 * 1024
-#: busybox's /etc/passwd and /etc/group
-_USERS_FILE = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
-_GROUPS_FILE = "root:x:0:\nnogroup:x:65534:\n"
+INODES_PER_IMAGE = 1_500
 
 
-@dataclass(frozen=True)
-class ImageConfig:
-    """The parts of an image config that decide how its containers run."""
+class FakeImages:
+    """The image service of one fake runtime, under the store's lock."""
 
-    size: int
-    entrypoint: tuple[str, ...] = ()
-    cmd: tuple[str, ...] = ("sh",)
-    env: tuple[tuple[str, str], ...] = (("PATH", _PATH),)
-    working_dir: str = ""
-    pause: bool = False
-    #: the config's ``User`` ("" for root) and the image's /etc/passwd and /etc/group
-    user: str = ""
-    passwd: str = _USERS_FILE
-    group: str = _GROUPS_FILE
-
-
-# Keyed by the last component of the repository path.
-_CONFIGS: dict[str, ImageConfig] = {
-    "busybox": ImageConfig(size=4_261_550),
-    "alpine": ImageConfig(size=7_797_760, cmd=("/bin/sh",)),
-    "ubuntu": ImageConfig(size=78_118_912, cmd=("/bin/bash",)),
-    "debian": ImageConfig(size=116_531_200, cmd=("bash",)),
-    "nginx": ImageConfig(
-        size=192_741_376,
-        entrypoint=("/docker-entrypoint.sh",),
-        cmd=("nginx", "-g", "daemon off;"),
-        env=(("PATH", _PATH), ("NGINX_VERSION", "1.27.3")),
-    ),
-    "redis": ImageConfig(
-        size=117_440_512,
-        entrypoint=("docker-entrypoint.sh",),
-        cmd=("redis-server",),
-        env=(("PATH", _PATH), ("REDIS_VERSION", "7.4.1")),
-        working_dir="/data",
-    ),
-    "httpd": ImageConfig(
-        size=148_897_792, cmd=("httpd-foreground",), working_dir="/usr/local/apache2"
-    ),
-    "postgres": ImageConfig(
-        size=434_110_464, entrypoint=("docker-entrypoint.sh",), cmd=("postgres",)
-    ),
-    "mysql": ImageConfig(size=603_979_776, entrypoint=("docker-entrypoint.sh",), cmd=("mysqld",)),
-    "memcached": ImageConfig(
-        size=84_934_656, entrypoint=("docker-entrypoint.sh",), cmd=("memcached",)
-    ),
-    "mongo": ImageConfig(size=854_589_440, entrypoint=("docker-entrypoint.sh",), cmd=("mongod",)),
-    "etcd": ImageConfig(size=57_475_072, cmd=("/usr/local/bin/etcd",)),
-    "coredns": ImageConfig(size=61_245_440, entrypoint=("/coredns",), cmd=()),
-    # critest's image: default-user (1000) is a member of group 50000 in its /etc/group
-    "test-image-predefined-group": ImageConfig(
-        size=2_979_840,
-        user="1000",
-        passwd=_USERS_FILE + "default-user:x:1000:1000::/home/default-user:/bin/sh\n",
-        group="root:x:0:\nwheel:x:10:root\ndefault-user:x:1000:\n"
-        "group-defined-in-image:x:50000:default-user\n",
-    ),
-}
-
-
-def _digest(text: str) -> str:
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
-
-
-def image_config_for(repository: str) -> ImageConfig:
-    """The fake config of an image of ``repository`` (e.g. ``docker.io/library/nginx``)."""
-    base = repository.rsplit("/", 1)[-1]
-    if "pause" in base:
-        return ImageConfig(size=744_448, entrypoint=("/pause",), cmd=(), pause=True)
-    if base in _CONFIGS:
-        return _CONFIGS[base]
-    # Unknown images get a deterministic size between 5 and 100 MiB, and sh.
-    seed = int(hashlib.sha256(repository.encode()).hexdigest()[:8], 16)
-    return ImageConfig(size=5 * _MIB + seed % (95 * _MIB))
-
-
-@dataclass
-class FakeImage:
-    id: str
-    repository: str
-    repo_tags: list[str]
-    repo_digests: list[str]
-    size: int
-    config: ImageConfig
+    def __init__(
+        self, store: FakeStore, images: ImageStore, pause_image: str, pull_delay: float
+    ) -> None:
+        self._store = store
+        self._images = images
+        #: seconds a pull takes (a simulated download, in steps with progress)
+        self.pull_delay = pull_delay
+        #: the sandbox image: "pulled" by RunPodSandbox when missing, reported pinned
+        self.pause_image = normalize_reference(pause_image)
 
     @property
-    def name(self) -> str:
-        """The reference to show for the image (its first tag, else digest)."""
-        return (self.repo_tags or self.repo_digests or [self.id])[0]
+    def registry(self) -> frozenset[str] | None:
+        """The references the fake registry serves (None: any)."""
+        return self._images.registry
 
-    def to_message(self) -> cri.Image:
-        return cri.Image(
-            id=self.id,
-            repo_tags=self.repo_tags,
-            repo_digests=self.repo_digests,
-            size=self.size,
-            username="",
-            spec=cri.ImageSpec(image=self.name),
+    def count(self) -> int:
+        return len(self._images.images())
+
+    def _message(self, image: FakeImage) -> cri.Image:
+        message = image.to_message()
+        message.pinned = is_sandbox_image(message, self.pause_image)
+        return message
+
+    def list_images(self) -> list[cri.Image]:
+        with self._store.lock:
+            return [self._message(image) for image in self._images.images()]
+
+    def image_status(self, image: str) -> cri.Image | None:
+        with self._store.lock:
+            found = self._images.find(image)
+            return self._message(found) if found else None
+
+    def pull_image(
+        self,
+        image: str,
+        auth: cri.AuthConfig | None,
+        progress: Callable[[PullProgress], None] | None = None,
+    ) -> str:
+        with self._store.lock:
+            self._store.check_open()
+            self._images.check_pullable(image)
+        if self.pull_delay or progress is not None:
+            self._simulate_download(image, progress)
+        with self._store.lock:
+            self._store.check_open()
+            return self._images.add(image).id
+
+    def _simulate_download(
+        self, image: str, progress: Callable[[PullProgress], None] | None
+    ) -> None:
+        total = image_config_for(parse_reference(image).repository).size
+        report = progress or (lambda step: None)
+        report(PullProgress(image, "Resolving"))
+        steps = 4
+        for step in range(1, steps + 1):
+            time.sleep(self.pull_delay / steps)
+            report(PullProgress(image, "Downloading", total * step // steps, total))
+        report(PullProgress(image, "Pull complete", total, total))
+
+    def remove_image(self, image: str) -> None:
+        with self._store.lock:
+            found = self._images.find(image)
+            if found is None:
+                raise NotFoundError(f"image {image!r} not found")
+            # as containerd's CRI: gone even while containers use it; they keep running
+            self._images.remove(found)
+
+    def image_fs_info(self) -> cri.ImageFsInfoResponse:
+        now = time.time_ns()
+        with self._store.lock:
+            images = self._images.images()
+            layers = [writable_layer_bytes(c) for c in self._store.containers.values()]
+        return cri.ImageFsInfoResponse(
+            image_filesystems=[
+                filesystem_usage(
+                    IMAGE_FS,
+                    sum(i.size for i in images),
+                    len(images) * INODES_PER_IMAGE,
+                    now,
+                )
+            ],
+            container_filesystems=[
+                filesystem_usage(
+                    CONTAINER_FS,
+                    sum(used for used, _ in layers),
+                    sum(inodes for _, inodes in layers),
+                    now,
+                )
+            ],
         )
 
-    def argv(self, command: Sequence[str], args: Sequence[str]) -> list[str]:
-        """What a container runs, resolved as Docker does from its config and the image's."""
-        if command:
-            return [*command, *args]
-        return [*self.config.entrypoint, *(args or self.config.cmd)]
+    # -- for the other resources ---------------------------------------------------
 
+    def preload(self, reference: str) -> None:
+        """An image already on the node: the registry is not asked."""
+        with self._store.lock:
+            self._images.add(normalize_reference(reference))
 
-def _manifest_digest(ref: str) -> str:
-    """The manifest digest a reference stands for (its own digest, if it has one)."""
-    parsed = parse_reference(ref)
-    return parsed.digest or _digest(f"pycri-fake manifest {parsed}")
-
-
-class ImageStore:
-    """Images by id; callers serialise access (the shim's lock)."""
-
-    def __init__(self, registry: Iterable[str] | None = None) -> None:
-        self._images: dict[str, FakeImage] = {}
-        self.registry: frozenset[str] | None = None
-        self._registry_digests: frozenset[str] = frozenset()
-        if registry is not None:
-            refs = frozenset(str(parse_reference(r)) for r in registry)
-            self.registry = refs
-            self._registry_digests = frozenset(
-                f"{parse_reference(r).repository}@{_manifest_digest(r)}" for r in refs
-            )
-
-    def check_pullable(self, ref: str) -> None:
-        """NotFoundError unless the fake registry serves ``ref`` (a normalised reference)."""
-        if self.registry is None:
-            return
-        if ref in self.registry or ref in self._registry_digests:
-            return
-        raise NotFoundError(
-            f"failed to resolve reference {ref!r}: {ref} not found in the fake registry "
-            f"(it serves {len(self.registry)} image(s))"
-        )
-
-    def add(self, ref: str) -> FakeImage:
-        """Store the image ``ref`` (normalised) names, or return it if present."""
-        parsed = parse_reference(ref)
-        digest = _manifest_digest(ref)
-        image_id = _digest(f"pycri-fake config {digest}")
-        digest_ref = f"{parsed.repository}@{digest}"
-        image = self._images.get(image_id)
+    def find_for_container(self, reference: str) -> FakeImage:
+        """The image a container config names; NotFoundError says to pull it first."""
+        try:
+            ref = reference if is_image_id(reference) else normalize_reference(reference)
+        except InvalidArgumentError:
+            ref = reference
+        with self._store.lock:
+            image = self._images.find(ref)
         if image is None:
-            config = image_config_for(parsed.repository)
-            image = FakeImage(
-                id=image_id,
-                repository=parsed.repository,
-                repo_tags=[],
-                repo_digests=[digest_ref],
-                # a little deterministic variety between tags of one repository
-                size=config.size + int(digest[7:11], 16) % 4096,
-                config=config,
+            raise NotFoundError(
+                f"failed to get image {ref!r}: not found in the fake image store; pull it first"
             )
-            self._images[image_id] = image
-        if parsed.tag is not None and ref not in image.repo_tags:
-            self._untag(ref)
-            image.repo_tags.append(ref)
         return image
 
-    def _untag(self, ref: str) -> None:
-        for image in self._images.values():
-            if ref in image.repo_tags:
-                image.repo_tags.remove(ref)
-
-    def find(self, ref: str) -> FakeImage | None:
-        """The image a normalised reference, id or id prefix names."""
-        if not ref:
-            return None
-        if is_image_id(ref) and ref in self._images:
-            return self._images[ref]
-        for image in self._images.values():
-            if image_matches(image.to_message(), ref):
-                return image
-        return None
-
-    def remove(self, image: FakeImage) -> None:
-        self._images.pop(image.id, None)
-
-    def images(self) -> list[FakeImage]:
-        return sorted(self._images.values(), key=lambda i: i.name)
-
-    def total_size(self) -> int:
-        return sum(image.size for image in self._images.values())
-
-
-_PASSWD = b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n"
-_GROUP = b"root:x:0:\nnobody:x:65534:\n"
-
-
-def image_files(image: FakeImage) -> dict[str, bytes]:
-    """The files an image volume of ``image`` shows: a small busybox-shaped root."""
-    if image.config.pause:
-        return {"/pause": b"\x7fELF pause\n"}
-    files = {f"/bin/{tool}": b"\x7fELF busybox\n" for tool in ("busybox", "sh", "ls", "cat")}
-    files.update({"/etc/passwd": _PASSWD, "/etc/group": _GROUP, "/etc/hostname": b""})
-    return files
+    def ensure_pause_image(self) -> None:
+        """Pull the sandbox image when missing, as the engine shims do (under the lock)."""
+        if self._images.find(self.pause_image) is not None:
+            return
+        try:
+            self._images.check_pullable(self.pause_image)
+        except NotFoundError as err:
+            raise FailedPreconditionError(
+                f"the sandbox image {self.pause_image} is not in the fake image store and "
+                f"cannot be pulled ({err.message}); preload it or choose another with "
+                "--shim-option pause_image=REF"
+            ) from err
+        self._images.add(self.pause_image)

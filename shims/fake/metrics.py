@@ -7,15 +7,16 @@ only grow while the container or pod runs, as on a real kernel.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from pycri.api import api_pb2 as cri
 from pycri.core import metrics
+from pycri_shims.fake.state import ContainerRecord, SandboxRecord
+from pycri_shims.fake.stats import container_stats, pod_sandbox_stats
+from pycri_shims.fake.store import FakeStore
 
-from .state import ContainerRecord, SandboxRecord
-from .stats import container_stats, pod_sandbox_stats
-
-__all__ = ["pod_sandbox_metrics"]
+__all__ = ["FakeMetrics", "pod_sandbox_metrics"]
 
 _FS_LIMIT = 64 * 1024**3
 _FS_INODES = 4 * 1024**2
@@ -123,3 +124,21 @@ def pod_sandbox_metrics(
         interfaces=[interface],
         now=now,
     )
+
+
+class FakeMetrics:
+    """ListPodSandboxMetrics of one fake runtime: every ready pod; ``pause_image`` names it."""
+
+    def __init__(self, store: FakeStore, pause_image: Callable[[], str]) -> None:
+        self._store = store
+        self._pause_image = pause_image
+
+    def pod_sandbox_metrics(self) -> list[cri.PodSandboxMetrics]:
+        now = time.time_ns()
+        store = self._store
+        with store.lock:
+            return [
+                pod_sandbox_metrics(sandbox, store.members(sandbox.id), self._pause_image(), now)
+                for sandbox in store.sandboxes.values()
+                if sandbox.state == cri.SANDBOX_READY
+            ]

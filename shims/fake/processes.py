@@ -1,4 +1,4 @@
-"""Simulated processes: the fake shell running an argv in a daemon thread.
+"""Simulated processes: the fake shell (:mod:`pycri_shims.fake.sh`) running an argv in a thread.
 
 A process is signalled like a real one: SIGTERM ends it promptly with 143
 (``pause`` and server daemons exit 0, as the real ones do), SIGKILL with
@@ -13,28 +13,16 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .shell import (
-    IO,
-    SIGKILL,
-    SIGTERM,
-    Control,
-    FakeFS,
-    Interrupted,
-    ProcessContext,
-    Shell,
-    Terminated,
-    Writer,
-    is_runnable,
-)
-from .stdio import Stdin
+from pycri_shims.fake.sh.commands import COMMANDS, is_runnable
+from pycri_shims.fake.sh.context import IO, ProcessContext, Writer
+from pycri_shims.fake.sh.control import SIGKILL, SIGTERM, Control, Interrupted, Terminated
+from pycri_shims.fake.sh.interpreter import Shell
+from pycri_shims.fake.stdio import Stdin
 
 __all__ = [
-    "SIGKILL",
-    "SIGTERM",
+    "KILL_WAIT",
     "CompletedProcess",
-    "FakeFS",
     "OutputCapture",
-    "ProcessContext",
     "ProcessResult",
     "SimulatedProcess",
     "run",
@@ -44,6 +32,8 @@ log = logging.getLogger(__name__)
 
 #: what runtimes cap each exec stream at
 EXEC_OUTPUT_LIMIT = 16 * 1024 * 1024
+#: how long a killed simulated process may take to unwind (it is normally instant)
+KILL_WAIT = 5.0
 
 
 @dataclass(frozen=True)
@@ -155,7 +145,7 @@ class SimulatedProcess:
                 "executable file not found in $PATH\n".encode()
             )
             return 127
-        shell = Shell(self.context, self.control, name="sh")
+        shell = Shell(self.context, self.control, commands=COMMANDS, name="sh")
         try:
             return shell.run_argv(self.argv, self._io)
         except Terminated as signalled:

@@ -13,12 +13,12 @@ from google.protobuf.json_format import MessageToDict
 from pycri.api import api_pb2 as cri
 from pycri.core.logs import CRILogWriter
 from pycri.errors import InvalidArgumentError, ResourceExhaustedError
-
-from .processes import ProcessContext, SimulatedProcess
+from pycri_shims.fake.processes import SimulatedProcess
+from pycri_shims.fake.sh.context import ProcessContext
 
 if TYPE_CHECKING:
-    from .network import FakeNetwork
-    from .streaming import Console
+    from pycri_shims.fake.interactive import Console
+    from pycri_shims.fake.network import FakeNetwork
 
 __all__ = ["ContainerRecord", "IPAllocator", "SandboxRecord", "new_id"]
 

@@ -7,15 +7,17 @@ layer holds what processes wrote to the in-memory filesystem.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from pycri.api import api_pb2 as cri
-
-from .state import ContainerRecord, SandboxRecord
+from pycri_shims.fake.state import ContainerRecord, SandboxRecord
+from pycri_shims.fake.store import FakeStore
 
 __all__ = [
     "CONTAINER_FS",
     "IMAGE_FS",
+    "FakeStats",
     "container_stats",
     "filesystem_usage",
     "pod_sandbox_stats",
@@ -152,3 +154,30 @@ def pod_sandbox_stats(
             containers=per_container,
         ),
     )
+
+
+class FakeStats:
+    """ContainerStats and PodSandboxStats (and their lists) of one fake runtime."""
+
+    def __init__(self, store: FakeStore) -> None:
+        self._store = store
+
+    def container_stats(self, container_ids: Sequence[str]) -> list[cri.ContainerStats]:
+        now = time.time_ns()
+        store = self._store
+        with store.lock:
+            return [
+                container_stats(store.containers[cid], now)
+                for cid in container_ids
+                if cid in store.containers
+            ]
+
+    def pod_sandbox_stats(self, pod_ids: Sequence[str]) -> list[cri.PodSandboxStats]:
+        now = time.time_ns()
+        store = self._store
+        with store.lock:
+            return [
+                pod_sandbox_stats(store.sandboxes[pod_id], store.members(pod_id), now)
+                for pod_id in pod_ids
+                if pod_id in store.sandboxes
+            ]

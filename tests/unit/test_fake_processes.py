@@ -8,9 +8,11 @@ import time
 import pytest
 
 from pycri_shims.fake import ProcessContext, SimulatedProcess, run
-from pycri_shims.fake.processes import FakeFS, OutputCapture, ProcessResult
-from pycri_shims.fake.shell import is_runnable
-from pycri_shims.fake.shell_syntax import ShellSyntaxError, parse
+from pycri_shims.fake.processes import OutputCapture, ProcessResult
+from pycri_shims.fake.sh.commands import is_runnable
+from pycri_shims.fake.sh.filesystem import FakeFS
+from pycri_shims.fake.sh.lexer import ShellSyntaxError
+from pycri_shims.fake.sh.parser import parse
 
 
 def sh(script: str, context: ProcessContext | None = None) -> tuple[int, str, str]:

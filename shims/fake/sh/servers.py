@@ -17,8 +17,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from .network import FakeNetwork, Listener
-from .shell import FakeFS
+from pycri_shims.fake.network import FakeNetwork, Listener
+from pycri_shims.fake.sh.filesystem import FakeFS
 
 __all__ = ["Handler", "apache_site", "file_site", "http_handler", "nginx_site", "redis_handler"]
 
@@ -235,7 +235,8 @@ class _Service:
 def serving(net: FakeNetwork | None, services: list[tuple[int, Handler]]) -> Iterator[None]:
     """Listen on each port with its handler while the block runs.
 
-    Raises :class:`~.network.PortInUseError` (nothing is left listening) when a port is taken.
+    Raises :class:`~pycri_shims.fake.network.PortInUseError` (nothing is left
+    listening) when a port is taken.
     """
     running: list[_Service] = []
     try:

@@ -1,4 +1,4 @@
-"""Network builtins: servers that listen on the pod's ports, and ``nc``/``wget`` clients.
+"""Network commands: servers that listen on the pod's ports, and ``nc``/``wget`` clients.
 
 * ``nginx`` (port 80), ``httpd-foreground`` / Apache-style ``httpd`` (80),
   ``redis-server`` (6379, ``--port N``) and the other daemons listen on
@@ -20,9 +20,11 @@ import threading
 from urllib.parse import urlsplit
 
 from pycri.errors import UnavailableError
-
-from .network import PortInUseError
-from .servers import (
+from pycri_shims.fake.network import PortInUseError
+from pycri_shims.fake.sh.context import IO
+from pycri_shims.fake.sh.interpreter import Command, Shell
+from pycri_shims.fake.sh.programs import serve_until_stopped
+from pycri_shims.fake.sh.servers import (
     Handler,
     apache_site,
     file_site,
@@ -32,13 +34,33 @@ from .servers import (
     redis_handler,
     serving,
 )
-from .shell import DAEMONS, IO, Shell
-from .shell_builtins import builtin
-from .stdio import Stdin
+from pycri_shims.fake.stdio import Stdin
 
-__all__: list[str] = []
+__all__ = [
+    "QUIET_PORTS",
+    "apache_command",
+    "httpd_command",
+    "nc_command",
+    "nginx_command",
+    "quiet_daemon",
+    "redis_command",
+    "wget_command",
+]
 
 POLL = 0.1
+#: what each daemon prints when it starts (after it listens), like the real ones
+STARTUP_LINES: dict[str, tuple[str, ...]] = {
+    "nginx": ("nginx: [notice] start worker processes (pycri fake)",),
+    "httpd-foreground": ("httpd: resuming normal operations (pycri fake)",),
+    "httpd": ("httpd: resuming normal operations (pycri fake)",),
+    "redis-server": ("* Ready to accept connections tcp (pycri fake)",),
+    "postgres": ("LOG:  database system is ready to accept connections (pycri fake)",),
+    "mysqld": ("mysqld: ready for connections (pycri fake)",),
+    "memcached": (),
+    "mongod": ("Waiting for connections (pycri fake)",),
+    "etcd": ("ready to serve client requests (pycri fake)",),
+    "coredns": ("CoreDNS-fake", "linux/amd64, go, pycri"),
+}
 _VERSION_FLAGS = ("-v", "-V", "--version", "-t")
 #: daemons without a protocol of their own: they accept and hold connections
 QUIET_PORTS = {
@@ -62,9 +84,9 @@ def _run_daemon(sh: Shell, name: str, io: IO, services: list[tuple[int, Handler]
     """Listen on ``services``' ports, print the start-up lines, serve until stopped."""
     try:
         with serving(sh.ctx.net, services):
-            for line in DAEMONS.get(name, ()):
+            for line in STARTUP_LINES.get(name, ()):
                 io.out(line.encode() + b"\n")
-            return sh.serve_until_stopped()
+            return serve_until_stopped(sh)
     except PortInUseError:
         ports = ", ".join(str(port) for port, _ in services)
         io.err(f"{name}: bind() to 0.0.0.0:{ports} failed (98: Address already in use)\n".encode())
@@ -78,26 +100,26 @@ def _version(name: str, args: list[str], io: IO) -> bool:
     return False
 
 
-@builtin("nginx")
-def _nginx(sh: Shell, args: list[str], io: IO) -> int:
+def nginx_command(sh: Shell, args: list[str], io: IO) -> int:
+    """nginx [-v]: serve the welcome page (or /usr/share/nginx/html) on port 80."""
     if _version("nginx", args, io):
         return 0
     handler = http_handler(nginx_site(sh.ctx.fs), "nginx/1.25 (pycri fake)", io.out)
     return _run_daemon(sh, "nginx", io, [(80, handler)])
 
 
-@builtin("httpd-foreground")
-def _apache(sh: Shell, args: list[str], io: IO) -> int:
+def apache_command(sh: Shell, args: list[str], io: IO) -> int:
+    """httpd-foreground [-v]: Apache, ``It works!`` on port 80."""
     if _version("httpd", args, io):
         return 0
     handler = http_handler(apache_site, "Apache/2.4 (pycri fake)")
     return _run_daemon(sh, "httpd-foreground", io, [(80, handler)])
 
 
-@builtin("httpd")
-def _httpd(sh: Shell, args: list[str], io: IO) -> int:
+def httpd_command(sh: Shell, args: list[str], io: IO) -> int:
+    """httpd [-f] [-v] [-p [IP:]PORT] [-h DIR]: busybox httpd, else Apache's."""
     if not any(a in ("-f", "-p", "-h") or a.startswith(("-p", "-h")) for a in args):
-        return _apache(sh, args, io)  # Apache's httpd (-DFOREGROUND)
+        return apache_command(sh, args, io)  # Apache's httpd (-DFOREGROUND)
     port, home, verbose = 80, sh.cwd, False
     index = 0
     while index < len(args):
@@ -115,7 +137,7 @@ def _httpd(sh: Shell, args: list[str], io: IO) -> int:
             if arg.startswith("-p"):
                 port = int(value.rsplit(":", 1)[-1])
             else:
-                home = sh._path(value)
+                home = sh.resolve(value)
         except ValueError:
             io.err(f"httpd: invalid number '{value}'\n".encode())
             return 1
@@ -126,8 +148,8 @@ def _httpd(sh: Shell, args: list[str], io: IO) -> int:
     return _run_daemon(sh, "httpd", io, [(port, handler)])
 
 
-@builtin("redis-server")
-def _redis(sh: Shell, args: list[str], io: IO) -> int:
+def redis_command(sh: Shell, args: list[str], io: IO) -> int:
+    """redis-server [--port N]: answer PING with PONG (port 6379)."""
     if _version("redis-server", args, io):
         return 0
     port = 6379
@@ -136,16 +158,16 @@ def _redis(sh: Shell, args: list[str], io: IO) -> int:
     return _run_daemon(sh, "redis-server", io, [(port, redis_handler)])
 
 
-def _quiet_daemon(name: str) -> None:
-    @builtin(name)
+def quiet_daemon(name: str) -> Command:
+    """The daemon ``name`` of :data:`QUIET_PORTS`: it accepts and holds connections."""
+
     def run(sh: Shell, args: list[str], io: IO) -> int:
         if _version(name, args, io):
             return 0
         return _run_daemon(sh, name, io, [(QUIET_PORTS[name], _hold)])
 
-
-for _name in QUIET_PORTS:
-    _quiet_daemon(_name)
+    run.__doc__ = f"{name} [-v]: hold the connections to port {QUIET_PORTS[name]}."
+    return run
 
 
 # -- clients ----------------------------------------------------------------------------
@@ -228,8 +250,8 @@ def _talk(sh: Shell, conn: socket.socket, io: IO) -> None:
         conn.close()
 
 
-@builtin("nc", "netcat")
-def _nc(sh: Shell, args: list[str], io: IO) -> int:
+def nc_command(sh: Shell, args: list[str], io: IO) -> int:
+    """nc [-l] [-k] [-p PORT] [HOST PORT]: copy stdin/stdout to a TCP connection."""
     flags, values, rest = _parse_nc(args)
     if "e" in values:
         io.err(b"nc: -e is not supported by the pycri fake\n")
@@ -272,8 +294,8 @@ def _nc(sh: Shell, args: list[str], io: IO) -> int:
     return 0
 
 
-@builtin("wget")
-def _wget(sh: Shell, args: list[str], io: IO) -> int:
+def wget_command(sh: Shell, args: list[str], io: IO) -> int:
+    """wget [-q] [-O FILE|-] http://HOST[:PORT]/PATH: fetch from the pod itself."""
     quiet = any(a.startswith("-") and "q" in a and not a.startswith("--") for a in args)
     output: str | None = None
     urls: list[str] = []
@@ -318,7 +340,7 @@ def _wget(sh: Shell, args: list[str], io: IO) -> int:
     if name == "-":
         io.out(body)
         return 0
-    sh.ctx.fs.write(sh._path(name), body)
+    sh.ctx.fs.write(sh.resolve(name), body)
     if not quiet:
         io.err(f"saving to '{name}'\n'{name}' saved\n".encode())
     return 0

@@ -1,4 +1,4 @@
-"""Builtins about stdin and the terminal: ``read``, ``tty``, ``stty``.
+"""Commands about stdin and the terminal: ``read``, ``tty``, ``stty``.
 
 They make interactive sessions testable: ``stty size`` shows a resize
 arrived, ``read`` takes one line of a live stdin.
@@ -6,15 +6,15 @@ arrived, ``read`` takes one line of a live stdin.
 
 from __future__ import annotations
 
-from .shell import IO, Shell
-from .shell_builtins import builtin
-from .stdio import Stdin
+from pycri_shims.fake.sh.context import IO
+from pycri_shims.fake.sh.interpreter import Shell
+from pycri_shims.fake.stdio import Stdin
 
-__all__: list[str] = []
+__all__ = ["read_command", "stty_command", "tty_command"]
 
 
-@builtin("tty")
-def _tty(sh: Shell, args: list[str], io: IO) -> int:
+def tty_command(sh: Shell, args: list[str], io: IO) -> int:
+    """tty: the terminal's name, or ``not a tty`` (status 1)."""
     if sh.ctx.terminal is None:
         io.out(b"not a tty\n")
         return 1
@@ -22,8 +22,8 @@ def _tty(sh: Shell, args: list[str], io: IO) -> int:
     return 0
 
 
-@builtin("stty")
-def _stty(sh: Shell, args: list[str], io: IO) -> int:
+def stty_command(sh: Shell, args: list[str], io: IO) -> int:
+    """stty [size|-a|SETTING...]: the terminal's size; settings are ignored."""
     terminal = sh.ctx.terminal
     if terminal is None:
         io.err(b"stty: standard input: Not a tty\n")
@@ -36,8 +36,8 @@ def _stty(sh: Shell, args: list[str], io: IO) -> int:
     return 0
 
 
-@builtin("read")
-def _read(sh: Shell, args: list[str], io: IO) -> int:
+def read_command(sh: Shell, args: list[str], io: IO) -> int:
+    """read [NAME]...: one line of stdin into the variables (default REPLY)."""
     names = [a for a in args if not a.startswith("-")] or ["REPLY"]
     if isinstance(io.stdin, Stdin):
         raw = io.stdin.readline(sh.control.check)

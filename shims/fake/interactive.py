@@ -1,7 +1,8 @@
-"""Exec, Attach and PortForward for the fake runtime, on top of its simulated processes.
+"""Exec, Attach and PortForward in the fake runtime, on top of its simulated processes.
 
 * Exec runs the command as a simulated process wired to the client: a
-  live :class:`~.stdio.Stdin`, and with a TTY a :class:`~.stdio.Terminal`
+  live :class:`~pycri_shims.fake.stdio.Stdin`, and with a TTY a
+  :class:`~pycri_shims.fake.stdio.Terminal`
   (echo, line editing, ``^C``, ``stty size`` after a resize). ``sh``
   without arguments is then an interactive shell with a ``/ # `` prompt.
 * A container's main process writes through a :class:`Console`: its log,
@@ -10,7 +11,7 @@
   ``stdin_once``).
 * PortForward connects to a port that a simulated server (``nginx``,
   ``httpd -p``, ``nc -l``...) listens on in the pod's
-  :class:`~.network.FakeNetwork`.
+  :class:`~pycri_shims.fake.network.FakeNetwork`.
 """
 
 from __future__ import annotations
@@ -19,19 +20,20 @@ import contextlib
 import threading
 from collections.abc import Callable, Sequence
 
+from pycri.api import api_pb2 as cri
+from pycri.errors import FailedPreconditionError, InvalidArgumentError
 from pycri.streaming.pump import copy_input, splice
 from pycri.streaming.streams import Output, PortConnection, StreamIO
+from pycri_shims.fake.execsync import exec_slot
+from pycri_shims.fake.processes import KILL_WAIT, SimulatedProcess
+from pycri_shims.fake.sh.context import ProcessContext
+from pycri_shims.fake.stdio import Stdin, Terminal
+from pycri_shims.fake.store import FakeStore
 
-from .network import FakeNetwork
-from .processes import ProcessContext, SimulatedProcess
-from .stdio import Stdin, Terminal
-
-__all__ = ["Console", "forward_port", "run_exec"]
+__all__ = ["Console", "attach", "attached", "exec_stream", "port_forward", "run_exec"]
 
 Writer = Callable[[bytes], None]
 POLL = 0.25
-#: how long a killed exec may take to unwind
-_KILL_WAIT = 5.0
 
 
 def _to_client(output: Output | None) -> Writer:
@@ -92,11 +94,11 @@ def run_exec(
         while not process.wait(POLL):
             if io.cancelled.is_set():
                 process.kill()  # the client left: what containerd does with an exec
-                process.wait(_KILL_WAIT)
+                process.wait(KILL_WAIT)
                 break
     finally:
         done.set()
-        process.join(_KILL_WAIT)
+        process.join(KILL_WAIT)
         if isinstance(stdin, Stdin):
             stdin.close()
         if io.stdin is not None:
@@ -174,6 +176,64 @@ class Console:
                 self._clients.remove(client)
 
 
-def forward_port(net: FakeNetwork, port: int, connection: PortConnection) -> None:
-    """Connect to ``port`` in ``net`` and copy until the simulated server is done."""
-    splice(connection, net.connect(port))
+# -- the CRI calls -------------------------------------------------------------------
+
+
+def exec_stream(store: FakeStore, container_id: str, cmd: Sequence[str], io: StreamIO) -> int:
+    """Exec: run ``cmd`` in the container wired to the client; its exit code."""
+    if not cmd:
+        raise InvalidArgumentError("cmd is required")
+    with store.lock:
+        record, pid = exec_slot(store, container_id)
+    started: list[SimulatedProcess] = []
+
+    def register(process: SimulatedProcess) -> None:
+        # killed with the container, like the execs of ExecSync
+        with store.lock:
+            record.execs.add(process)
+            gone = record.state != cri.CONTAINER_RUNNING
+        started.append(process)
+        if gone:  # the container exited meanwhile
+            process.kill()
+
+    try:
+        return run_exec(
+            cmd,
+            record.context,
+            pid,
+            io,
+            name=f"pycri-fake-exec-{container_id[:12]}",
+            started=register,
+        )
+    finally:
+        with store.lock:
+            record.execs.difference_update(started)
+
+
+def attach(store: FakeStore, container_id: str, io: StreamIO) -> None:
+    """Attach: follow the running container's console until it exits or the client leaves."""
+    with store.lock:
+        record = store.container(container_id)
+        if record.state != cri.CONTAINER_RUNNING or record.console is None:
+            raise FailedPreconditionError(
+                f"container {container_id[:13]} is not running: cannot attach to it"
+            )
+        console = record.console
+    console.attach(io)
+
+
+def attached(store: FakeStore, container_id: str) -> int:
+    """How many attach sessions follow the container now (for tests to sync on)."""
+    with store.lock:
+        console = store.container(container_id).console
+    return console.attached if console is not None else 0
+
+
+def port_forward(store: FakeStore, pod_id: str, port: int, connection: PortConnection) -> None:
+    """PortForward: connect to ``port`` in the ready pod's network."""
+    with store.lock:
+        sandbox = store.sandbox(pod_id)
+        if sandbox.state != cri.SANDBOX_READY or sandbox.network is None:
+            raise FailedPreconditionError(f"pod sandbox {pod_id[:13]} is not ready")
+        network = sandbox.network
+    splice(connection, network.connect(port))
