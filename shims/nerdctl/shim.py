@@ -6,11 +6,13 @@ counts are logged at debug and reported in ``Status`` verbose info):
 =========================================  =====================================
 ListPodSandbox, ListContainers             0 while the container view is fresh
                                            (view.py); else 1 ``ps -a`` + filters
-PodSandboxStatus, ContainerStatus          1 ``container inspect`` (+ runc state,
-                                           cgroup files: start time, OOM kill;
-                                           ContainerStatus's user from /proc while
-                                           it runs, else + 1 ``inspect --mode
-                                           native`` once per container, kept)
+PodSandboxStatus, ContainerStatus          0 while the view is fresh and has kept the
+                                           id's ``container inspect`` (memo.py: any
+                                           event of the id drops it); else 1
+                                           (+ runc state, cgroup files: start time,
+                                           OOM kill; ContainerStatus's user from
+                                           /proc while it runs, else + 1 ``inspect
+                                           --mode native`` once per container, kept)
 RunPodSandbox                              1 ``run -d`` (core's name check: the
                                            view); pause image missing: + ``pull``,
                                            ``run`` again (one pull for all calls)
@@ -26,14 +28,18 @@ StopPodSandbox, RemovePodSandbox           1 ``stop``/``rm`` (+ 1 ``inspect`` un
                                            container to stop/remove; + CNI cleanup
                                            (cni.py): 1 plugin DEL, 1 ``iptables
                                            -S`` (+ 1 restore if a rule is left)
-ExecSync                                   1 ``exec`` (+ core's ``inspect``)
+ExecSync                                   1 ``exec`` (+ core's ContainerStatus)
 Exec, Attach (streaming, interactive.py)   1 ``exec -i -t`` for the session; attach:
-                                           1 ``inspect``, output from the json log
-ContainerStats / ListContainerStats        1 ``inspect`` / 0 (the view); numbers
-                                           from cgroup files (see stats.py)
+                                           the kept ``inspect`` (as ContainerStatus),
+                                           output from the json log
+ContainerStats / ListContainerStats        the kept ``inspect`` (as ContainerStatus)
+                                           / 0 (the view); numbers from cgroup
+                                           files (see stats.py)
 ListPodSandboxMetrics                      0 (the view); runc state, cgroup and
                                            /proc files (see metrics.py)
-ListImages, ImageStatus, ImageFsInfo       1; PullImage, RemoveImage: 2 (+ 1 ``ctr
+ListImages, ImageStatus                    0 while the view is fresh and no image
+                                           event came since the last (memo.py); else 1
+ImageFsInfo                                1; PullImage, RemoveImage: 2 (+ 1 ``ctr
                                            images rm`` when a running container uses it)
 container logs                             0: nerdctl's json log file is read
 =========================================  =====================================
@@ -91,10 +97,11 @@ from .host import Cgroups, RuncState, exec_processes, kill_pids
 from .image_volumes import ImageVolumes, with_image_refs
 from .images import ImageStore
 from .logfollow import LogFollowers
+from .memo import ImageMemo
 from .options import NerdctlOptions
 from .runner import NerdctlRunner, error_for
 from .timestamps import to_ns
-from .view import ContainerView, EngineEvent, Entry, ImageMemo, gone, not_running, started
+from .view import ContainerView, EngineEvent, Entry, gone, not_running, started
 
 __all__ = ["NerdctlShim"]
 
@@ -147,7 +154,9 @@ class NerdctlShim(Shim):
         self.view = ContainerView(
             self.runner, self.options.namespace, lambda: self._ps(None), self._spontaneous
         )
+        #: ImageStatus (and CreateContainer's lookup), ListImages: none while warm (memo.py)
         self.image_memo: ImageMemo[cri.Image] = ImageMemo(self.view)
+        self.image_list_memo: ImageMemo[list[cri.Image]] = ImageMemo(self.view)
         if watch_events:
             self.view.start()
         if recover_logs:
@@ -173,11 +182,18 @@ class NerdctlShim(Shim):
     # -- helpers ---------------------------------------------------------------
 
     def _inspect(self, object_id: str, kind: str) -> dict[str, Any]:
-        """``container inspect`` of a pycri pod or container (NotFoundError otherwise)."""
-        found = self.runner.json(["container", "inspect", object_id])
-        if not found or convert.kind_of(found[0]) != kind:
+        """``container inspect`` of a pycri pod or container (NotFoundError otherwise);
+        none while the view is fresh and has kept it since the id's last event (memo.py)."""
+        data = self.view.inspect(object_id, self._inspect_any)
+        if convert.kind_of(data) != kind:
             what = "pod sandbox" if kind == SANDBOX_KIND else "container"
             raise NotFoundError(f"{what} {object_id[:13]} not found")
+        return data
+
+    def _inspect_any(self, object_id: str) -> dict[str, Any]:
+        found = self.runner.json(["container", "inspect", object_id])
+        if not found:
+            raise NotFoundError(f"{object_id[:13]} not found")
         data: dict[str, Any] = found[0]
         return data
 
@@ -383,6 +399,7 @@ class NerdctlShim(Shim):
 
     def stop_pod_sandbox(self, pod_id: str) -> None:
         full_id, running, labels = self._pod(pod_id)
+        self.view.touched(full_id)
         if running:
             self.runner.run(
                 ["stop", "-t", str(SANDBOX_STOP_TIMEOUT), pod_id],
@@ -400,6 +417,7 @@ class NerdctlShim(Shim):
         else:
             # before rm: once the container is gone nothing names the pod's rules any more
             self.pod_network.release(full_id, networks_of(labels))
+        self.view.touched(full_id)
         self.runner.run(["rm", pod_id])
         self.view.await_state(full_id, gone)
 
@@ -655,7 +673,9 @@ class NerdctlShim(Shim):
         self._inspect(container_id, CONTAINER_KIND)
         flags = build.update_args(linux) if linux is not None else []
         if flags:
+            self.view.touched(container_id)
             self.runner.run(["update", *flags, container_id])
+            self.view.touched(container_id)
 
     # -- exec ------------------------------------------------------------------
 
@@ -831,10 +851,13 @@ class NerdctlShim(Shim):
     # -- images ----------------------------------------------------------------
 
     def list_images(self) -> list[cri.Image]:
-        return self.images.list()
+        # copies: the kept messages are never handed out (a router merges into them)
+        kept = self.image_list_memo.get("", lambda _: self.images.list())
+        return [_copy(image) for image in kept or []]
 
     def image_status(self, image: str) -> cri.Image | None:
-        return self.images.status(image)
+        found = self.image_memo.get(image, self.images.status)
+        return None if found is None else _copy(found)
 
     def pull_image(
         self,
@@ -845,13 +868,18 @@ class NerdctlShim(Shim):
         try:
             return self.images.pull(image, auth)
         finally:
-            self.image_memo.clear()
+            self._images_changed()
 
     def remove_image(self, image: str) -> None:
         try:
             self.images.remove(image)
         finally:
-            self.image_memo.clear()  # its event may still be on its way
+            self._images_changed()
+
+    def _images_changed(self) -> None:
+        """The shim pulled or removed an image: its event may still be on its way."""
+        self.image_memo.clear()
+        self.image_list_memo.clear()
 
     def image_fs_info(self) -> cri.ImageFsInfoResponse:
         return self.images.fs_info()
@@ -862,6 +890,12 @@ class NerdctlShim(Shim):
             "engine": self.runtime_version(),
             "namespace": self.options.namespace,
         }
+
+
+def _copy(image: cri.Image) -> cri.Image:
+    copied = cri.Image()
+    copied.CopyFrom(image)
+    return copied
 
 
 def _cgroup_parent(runc: RuncState, controller: str) -> str:

@@ -48,14 +48,15 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import IO, Any, Generic, TypeVar
+from typing import IO, Any, TypeVar
 
 from pycri.core.engine import CONTAINER_KIND, KIND_LABEL
 from pycri.errors import CRIError
 
+from .memo import InspectMemo
 from .runner import NerdctlRunner
 
-__all__ = ["ContainerView", "EngineEvent", "Entry", "ImageMemo", "parse_event"]
+__all__ = ["ContainerView", "EngineEvent", "Entry", "parse_event"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -260,8 +261,10 @@ class ContainerView:
         #: generation of the stream: +1 whenever a new one is live (tests, Status info)
         self.generation = 0
         self.rebuilds = 0
-        #: +1 on every image event of the namespace and every rebuild (ImageMemo)
+        #: +1 on every image event of the namespace and every rebuild (memo.ImageMemo)
         self._image_epoch = 0
+        #: the last ``container inspect`` of each id, dropped by any event of it (memo.py)
+        self.inspected = InspectMemo()
         self._thread: threading.Thread | None = None
         self._ns_marker = f'"Namespace":{json.dumps(namespace)}'.encode()
 
@@ -276,8 +279,7 @@ class ContainerView:
     def close(self) -> None:
         self._closed.set()
         with self._lock:
-            self._fresh = False
-            self._lock.notify_all()
+            self._unfresh()
         process = self._process
         if process is not None:
             _stop(process)
@@ -371,13 +373,27 @@ class ContainerView:
         (core publishes the CRI event of an RPC's own change)."""
         with self._lock:
             self._expected[container_id] = self._expected.get(container_id, 0) + 1
+        self.inspected.drop(container_id)
         try:
             yield
         finally:
+            self.inspected.drop(container_id)
             with self._lock:
                 left = self._expected.pop(container_id) - 1
                 if left:
                     self._expected[container_id] = left
+
+    def touched(self, object_id: str) -> None:
+        """The shim changed the pod or container: its kept inspect goes."""
+        self.inspected.drop(object_id)
+
+    def inspect(self, object_id: str, look: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+        """``look(object_id)`` (a ``container inspect``), kept until any event of the id
+        while the view is fresh and knows it (memo.InspectMemo)."""
+        with self._lock:
+            entry = self._entries.get(object_id)
+            trusted = self._fresh and entry is not None and entry.labels is not None
+        return self.inspected.get(object_id, look, trusted)
 
     def await_state(self, container_id: str, done: Callable[[Entry | None], bool]) -> None:
         """Wait until the stream has brought what ``done`` expects of the container.
@@ -405,8 +421,13 @@ class ContainerView:
             self._mark_stale()
 
     def _mark_stale(self) -> None:
-        self._fresh = False
+        self._unfresh()
         self._dirty = True
+
+    def _unfresh(self) -> None:
+        """(Under the lock.) Not fresh: events may be missed from now on."""
+        self._fresh = False
+        self.inspected.clear()
         self._lock.notify_all()
 
     # -- the stream ----------------------------------------------------------------
@@ -420,8 +441,7 @@ class ContainerView:
             except Exception:
                 log.exception("the container event stream failed")
             with self._lock:
-                self._fresh = False
-                self._lock.notify_all()
+                self._unfresh()
             if time.monotonic() - started > 30:
                 pause = BACKOFF[0]
             if self._closed.wait(pause):
@@ -518,6 +538,7 @@ class ContainerView:
             for cid, claim in self._claims.items():
                 _claimed(entries[cid], claim)
             self._entries = entries
+            self.inspected.clear()
             self._fresh = complete and not self._dirty
             self._dirty = self._dirty or not complete
             self.rebuilds += 1
@@ -580,8 +601,7 @@ class ContainerView:
                 continue
             self._feed(event)
         with self._lock:
-            self._fresh = False
-            self._lock.notify_all()
+            self._unfresh()
 
     def _feed(self, event: EngineEvent) -> None:
         with self._lock:
@@ -594,6 +614,8 @@ class ContainerView:
                 return
             if event.topic.startswith("/images/"):
                 self._image_epoch += 1
+            if event.container_id:
+                self.inspected.drop(event.container_id)
             if self._buffer is not None:
                 self._buffer.append(event)
                 return
@@ -618,34 +640,6 @@ class ContainerView:
                 self._on_event(event)
             except Exception:
                 log.exception("handling event %s failed", event.topic)
-
-
-class ImageMemo(Generic[T]):
-    """Image lookups kept while the view is fresh and no image of the namespace has
-    changed since (containerd's /images/ events; a rebuild forgets them all)."""
-
-    def __init__(self, view: ContainerView) -> None:
-        self.view = view
-        self._kept: dict[str, tuple[int, T]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, ref: str, look: Callable[[str], T | None]) -> T | None:
-        epoch = self.view.image_epoch()
-        if epoch is not None:
-            with self._lock:
-                kept = self._kept.get(ref)
-            if kept is not None and kept[0] == epoch:
-                return kept[1]
-        value = look(ref)
-        if value is not None and epoch is not None and self.view.image_epoch() == epoch:
-            with self._lock:
-                self._kept[ref] = (epoch, value)
-        return value
-
-    def clear(self) -> None:
-        """The shim itself pulled or removed an image (its event may still be on its way)."""
-        with self._lock:
-            self._kept.clear()
 
 
 def _claimed(entry: Entry, claim: tuple[str, str, dict[str, str]]) -> None:
