@@ -1,5 +1,5 @@
-"""The nerdctl shim's container view (view.py) and its memos (memo.py), over event
-lines as nerdctl 1.7.7 prints them.
+"""The nerdctl shim's container view (view.py, events.py) and its memos (memo.py), over
+event lines as nerdctl 1.7.7 prints them.
 
 ``data/nerdctl_events.jsonl`` holds lines captured from ``nerdctl events
 --format json`` on containerd 1.6.20, namespace ``pycri-nev``: create/start/
@@ -18,18 +18,18 @@ from typing import Any
 from pycri.api import api_pb2 as cri
 from pycri.core.engine import KIND_LABEL
 from pycri_shims.nerdctl import convert
-from pycri_shims.nerdctl.memo import ImageMemo
-from pycri_shims.nerdctl.runner import NerdctlRunner
-from pycri_shims.nerdctl.view import (
+from pycri_shims.nerdctl.events import (
     CREATED,
     PROBE_LABEL,
     RUNNING,
-    ContainerView,
     EngineEvent,
     Entry,
     apply_event,
     parse_event,
 )
+from pycri_shims.nerdctl.memo import ImageMemo
+from pycri_shims.nerdctl.runner import NerdctlRunner
+from pycri_shims.nerdctl.view import ContainerView
 
 LINES = (Path(__file__).parent / "data" / "nerdctl_events.jsonl").read_text().splitlines()
 NS = "pycri-nev"
