@@ -23,37 +23,21 @@ import pytest
 from pycri.api import api_pb2 as cri
 from pycri.core.runtime import CRIRuntime
 from pycri.errors import CRIError
-from pycri.testing import require_real
 from pycri.testing.server_process import ServerProcess
 from pycri_shims.nerdctl import NerdctlShim
 from pycri_shims.nerdctl.host import RuncState
-from pycri_shims.nerdctl.testing import Created, TrackingShim, nerdctl, why_unavailable
+from pycri_shims.nerdctl.testing import (
+    created_fixture,  # noqa: F401 - a shared fixture
+    nerdctl,
+    ready_fixture,  # noqa: F401 - a shared fixture
+    shim_fixture,  # noqa: F401 - a shared fixture
+)
 
 pytestmark = pytest.mark.real
 
 BUSYBOX = "docker.io/library/busybox:latest"
 #: seconds a poll may take before the test fails (the contract is 1 s; the machine is shared)
 POLL = 10.0
-
-
-@pytest.fixture(scope="module", autouse=True)
-def nerdctl_ready() -> None:
-    problem = why_unavailable()
-    require_real(problem is None, problem or "")
-
-
-@pytest.fixture(scope="module")
-def created(nerdctl_ready: None) -> Iterator[Created]:
-    created = Created()
-    yield created
-    assert created.left() == {}, "pods or containers (or their pod IPs) were left behind"
-
-
-@pytest.fixture(scope="module")
-def shim(created: Created) -> Iterator[NerdctlShim]:
-    shim = TrackingShim(created)
-    yield shim
-    shim.close()
 
 
 @pytest.fixture(scope="module")
