@@ -246,7 +246,8 @@ class NerdctlShim(Shim):
         return self.sandboxes.list(hint)
 
     def pod_sandbox(self, pod_id: str) -> cri.PodSandbox:
-        return self.sandboxes.get(pod_id) or super().pod_sandbox(pod_id)
+        pod = self.sandboxes.get(pod_id)
+        return super().pod_sandbox(pod_id) if pod is None else pod
 
     def port_forward(self, pod_id: str, port: int, connection: PortConnection) -> None:
         self.sandboxes.port_forward(pod_id, port, connection)

@@ -27,7 +27,9 @@ from pycri_shims.nerdctl.events import (
     apply_event,
     parse_event,
 )
+from pycri_shims.nerdctl.images import ImageStore
 from pycri_shims.nerdctl.memo import ImageMemo
+from pycri_shims.nerdctl.options import NerdctlOptions
 from pycri_shims.nerdctl.runner import NerdctlRunner
 from pycri_shims.nerdctl.view import ContainerView
 
@@ -447,3 +449,34 @@ def test_image_memo_keeps_no_lookup_that_raced_the_shims_own_pull() -> None:
     assert memo.get("busybox", look) == "sha256:1"
     assert memo.get("busybox", look) == "sha256:2"
     assert memo.get("busybox", look) == "sha256:2"
+
+
+def test_warm_image_answers_start_no_process_and_are_copies() -> None:
+    view = view_over([])
+    view._rebuild()
+    store = ImageStore(NerdctlRunner("/nonexistent/nerdctl", [], 1.0), NerdctlOptions(), view)
+    calls: list[str] = []
+
+    def listed() -> list[cri.Image]:
+        calls.append("images")
+        return [cri.Image(id="sha256:1", repo_tags=["docker.io/library/busybox:latest"])]
+
+    def status(image: str) -> cri.Image | None:
+        calls.append(image)
+        return cri.Image(id="sha256:1") if image == "busybox" else None
+
+    store.list = listed  # type: ignore[method-assign]
+    store.status = status  # type: ignore[method-assign]
+    first = store.list_images()
+    first[0].repo_tags.append("mutated")  # what a router does to merge engines
+    assert list(store.list_images()[0].repo_tags) == ["docker.io/library/busybox:latest"]
+    found = store.image_status("busybox")
+    assert found is not None
+    found.id = "mutated"
+    assert store.image_status("busybox") == cri.Image(id="sha256:1")
+    assert store.image_status("absent") is None
+    assert store.image_status("absent") is None  # an absence is asked again
+    assert calls == ["images", "busybox", "absent", "absent"]
+    store._changed()  # the shim's own pull or removal
+    store.list_images()
+    assert calls[-1] == "images"
