@@ -11,7 +11,10 @@ noise hits all alike:
   /run/containerd/containerd.sock, driven by the same CRIClient (the peer).
 
 Then the nerdctl processes pycri spent per RPC (from the server's Status
-info), and, with ``--scale N``, list latency (median and p99) with N pods of
+info); warm ContainerStatus and PodSandboxStatus latency (median and p99,
+``--repeat`` calls of each on one running pod) beside containerd's and a
+raw ``nerdctl container inspect``, with their processes per RPC; and, with
+``--scale N``, list latency (median and p99) with N pods of
 ``--containers`` running containers each (a full node: 110 pods x 2), and
 the nerdctl processes each list cost. Everything created is removed again.
 """
@@ -226,6 +229,77 @@ def list_samples(client: CRIClient, repeat: int) -> dict[str, list[float]]:
     }
 
 
+# -- statuses ----------------------------------------------------------------------------
+
+STATUSES = ("ContainerStatus", "PodSandboxStatus")
+
+
+def running_pod(client: CRIClient, logs: Path, created: list[str]) -> tuple[str, str]:
+    """A pod with one running container: (pod id, container id)."""
+    config = pod_config(logs)
+    pod_id = client.run_pod_sandbox(cri.RunPodSandboxRequest(config=config)).pod_sandbox_id
+    created.append(pod_id)
+    request = cri.CreateContainerRequest(
+        pod_sandbox_id=pod_id, config=container_config(), sandbox_config=config
+    )
+    container_id = client.create_container(request).container_id
+    client.start_container(cri.StartContainerRequest(container_id=container_id))
+    return pod_id, container_id
+
+
+def status_samples(client: CRIClient, pod_id: str, container_id: str, repeat: int) -> Timings:
+    container = cri.ContainerStatusRequest(container_id=container_id)
+    pod = cri.PodSandboxStatusRequest(pod_sandbox_id=pod_id)
+    return {
+        "ContainerStatus": samples_ms(lambda: client.container_status(container), repeat),
+        "PodSandboxStatus": samples_ms(lambda: client.pod_sandbox_status(pod), repeat),
+    }
+
+
+def statuses(
+    pycri: CRIClient,
+    native: CRIClient,
+    nerdctl: Nerdctl,
+    logs: Path,
+    created: tuple[list[str], list[str]],
+    repeat: int,
+) -> None:
+    """Warm statuses of one running pod and its container, interleaved in slices."""
+    ours_ids = running_pod(pycri, logs, created[0])
+    theirs_ids = running_pod(native, logs, created[1])
+    status_samples(pycri, *ours_ids, 1)  # warm-up: the first inspects
+    status_samples(native, *theirs_ids, 1)
+    before = process_counts(pycri)
+    ours: Timings = {rpc: [] for rpc in STATUSES}
+    theirs: Timings = {rpc: [] for rpc in STATUSES}
+    for _ in range(10):
+        for rpc, samples in status_samples(pycri, *ours_ids, max(repeat // 10, 1)).items():
+            ours[rpc] += samples
+        for rpc, samples in status_samples(native, *theirs_ids, max(repeat // 10, 1)).items():
+            theirs[rpc] += samples
+    after = process_counts(pycri)
+    raw = (
+        median_ms(lambda: nerdctl("container", "inspect", ours_ids[1])),
+        median_ms(lambda: nerdctl("container", "inspect", ours_ids[0])),
+    )
+    print(f"\nwarm statuses of one running pod, {len(ours[STATUSES[0]])} calls each")
+    print(
+        f"{'RPC':<18}{'pycri p50':>11}{'p99':>8}{'procs/RPC':>11}"
+        f"{'containerd p50':>16}{'p99':>8}{'nerdctl inspect':>17}{'p50 ratio':>11}"
+    )
+    for index, rpc in enumerate(STATUSES):
+        calls = after[rpc]["rpcs"] - before.get(rpc, {}).get("rpcs", 0)
+        spent = after[rpc]["processes"] - before.get(rpc, {}).get("processes", 0)
+        print(
+            f"{rpc:<18}{statistics.median(ours[rpc]):>11.2f}{p99(ours[rpc]):>8.2f}"
+            f"{spent / max(calls, 1):>11.2f}"
+            f"{statistics.median(theirs[rpc]):>16.2f}{p99(theirs[rpc]):>8.2f}{raw[index]:>17.1f}"
+            f"{statistics.median(ours[rpc]) / statistics.median(theirs[rpc]):>11.2f}"
+        )
+    remove_pods(pycri, created[0])
+    remove_pods(native, created[1])
+
+
 # -- report -----------------------------------------------------------------------------------
 
 
@@ -260,7 +334,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--scale", type=int, default=110, help="pods for the list test (0: skip)")
     parser.add_argument("--containers", type=int, default=2, help="containers per pod (--scale)")
-    parser.add_argument("--repeat", type=int, default=200, help="calls of each list (--scale)")
+    parser.add_argument("--repeat", type=int, default=200, help="calls of each list and status")
     args = parser.parse_args()
 
     options = NerdctlOptions()
@@ -294,6 +368,7 @@ def main() -> None:
                     if rpc in after
                 }
                 report(columns, counts)
+                statuses(pycri, native, nerdctl, logs, (pycri_pods, containerd_pods), args.repeat)
                 if args.scale:
                     scale(args, pycri, native, nerdctl, logs, pycri_pods, containerd_pods)
             finally:

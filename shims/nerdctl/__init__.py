@@ -6,7 +6,7 @@ Options are the fields of :class:`NerdctlOptions`; see :mod:`.shim` for
 what each RPC costs in nerdctl processes.
 """
 
-from .options import NerdctlOptions
-from .shim import NerdctlShim
+from pycri_shims.nerdctl.options import NerdctlOptions
+from pycri_shims.nerdctl.shim import NerdctlShim
 
 __all__ = ["NerdctlOptions", "NerdctlShim"]

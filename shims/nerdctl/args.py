@@ -34,8 +34,7 @@ from pycri.core.security import (
     pid_namespace,
 )
 from pycri.errors import InvalidArgumentError
-
-from .labels import MAX_LABEL_BYTES
+from pycri_shims.nerdctl.labels import MAX_LABEL_BYTES
 
 __all__ = [
     "container_args",

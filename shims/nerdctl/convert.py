@@ -13,13 +13,12 @@ from google.protobuf import json_format
 from pycri.api import api_pb2 as cri
 from pycri.core.engine import CONTAINER_KIND, KIND_LABEL, SANDBOX_KIND, EngineLabels, exit_reason
 from pycri.core.identity import process_groups
-
-from . import labels as labelcodec
-from .specedit import STRICT_GROUPS
-from .timestamps import to_ns
+from pycri_shims.nerdctl import labels as labelcodec
+from pycri_shims.nerdctl.specedit import STRICT_GROUPS
+from pycri_shims.nerdctl.timestamps import to_ns
 
 if TYPE_CHECKING:
-    from .view import EngineEvent
+    from pycri_shims.nerdctl.events import EngineEvent
 
 __all__ = [
     "START_ERROR",

@@ -26,9 +26,12 @@ __all__ = [
     "Cgroups",
     "CpuMemory",
     "RuncState",
+    "cgroup_parent",
+    "container_pids",
     "descendants",
     "exec_id_of_client",
     "exec_pid",
+    "exec_pids",
     "exec_processes",
     "kill_pids",
     "net_dev",
@@ -250,6 +253,41 @@ def exec_id_of_client(client_pid: int) -> str | None:
 def exec_pid(bundle: Path, exec_id: str) -> int | None:
     """The pid the runc shim recorded for an exec (None until the process started)."""
     return _int(_read(bundle / f"{exec_id}.pid"))
+
+
+def cgroup_parent(runc: RuncState, controller: str) -> str:
+    """The init's cgroup in ``controller`` ("" on v2), minus the container's own directory."""
+    try:
+        text = _read(Path(f"/proc/{runc.init_pid}/cgroup"))
+    except OSError:
+        text = None
+    for line in (text or "").splitlines():
+        _, controllers, path = line.split(":", 2)
+        if controller in controllers.split(",") or controllers == controller:
+            return path.rsplit("/", 1)[0]
+    return ""
+
+
+def _pids_parent(cgroups: Cgroups, runc: RuncState) -> str:
+    return cgroup_parent(runc, "" if cgroups.v2 else "pids")
+
+
+def container_pids(cgroups: Cgroups, container_id: str, runc: RuncState) -> list[int]:
+    """Every process in the container's cgroup."""
+    return cgroups.procs(container_id, _pids_parent(cgroups, runc))
+
+
+def exec_pids(
+    cgroups: Cgroups,
+    container_id: str,
+    runc: RuncState | None,
+    exclude: AbstractSet[int] = frozenset(),
+) -> set[int]:
+    """Processes exec'd into the container (see :func:`exec_processes`)."""
+    if runc is None:
+        return set()
+    parent = _pids_parent(cgroups, runc)
+    return exec_processes(cgroups, container_id, runc.init_pid, parent, exclude)
 
 
 def exec_processes(

@@ -25,8 +25,7 @@ from pycri.api import api_pb2 as cri
 from pycri.core.image_volumes import ImageMount, sub_path_source, with_host_paths
 from pycri.core.linux import locked_directory
 from pycri.errors import CRIError, InternalError, NotFoundError
-
-from .runner import NerdctlRunner
+from pycri_shims.nerdctl.runner import NerdctlRunner
 
 __all__ = ["ImageVolumes", "with_image_refs"]
 

@@ -12,6 +12,10 @@ RemoveImage removes an image's names even while a running container uses
 it, as containerd's CRI does (the container keeps its snapshot): nerdctl
 refuses that ("cannot be forced"), so those names go through containerd's
 own ``ctr``.
+
+ImageStatus and ListImages start no process while the container view is
+fresh and no image event of the namespace came since their last answer
+(memo.ImageMemo); the shim's own pulls and removals forget them too.
 """
 
 from __future__ import annotations
@@ -41,9 +45,10 @@ from pycri.errors import (
     NotFoundError,
     UnavailableError,
 )
-
-from .options import NerdctlOptions
-from .runner import NerdctlRunner, error_for, fatal_messages
+from pycri_shims.nerdctl.memo import ImageMemo
+from pycri_shims.nerdctl.options import NerdctlOptions
+from pycri_shims.nerdctl.runner import NerdctlRunner, error_for, fatal_messages
+from pycri_shims.nerdctl.view import ContainerView
 
 __all__ = ["ImageStore", "parse_size"]
 
@@ -99,9 +104,12 @@ def _user(image: cri.Image, user: str) -> None:
 class ImageStore:
     """Image RPCs; one or two nerdctl processes each."""
 
-    def __init__(self, runner: NerdctlRunner, options: NerdctlOptions) -> None:
+    def __init__(self, runner: NerdctlRunner, options: NerdctlOptions, view: ContainerView) -> None:
         self.runner = runner
         self.options = options
+        #: ImageStatus (and CreateContainer's lookup), ListImages: none while warm (memo.py)
+        self._status_memo: ImageMemo[cri.Image] = ImageMemo(view)
+        self._list_memo: ImageMemo[list[cri.Image]] = ImageMemo(view)
         # containerd's ctr, for what nerdctl refuses; counted with nerdctl's processes
         self.ctr = NerdctlRunner(
             options.ctr,
@@ -112,11 +120,43 @@ class ImageStore:
         #: RunPodSandbox's pull of a missing pause image, shared by concurrent calls
         self.sandbox_pull = SharedPull(self._pull_sandbox_image)
 
+    # -- the RPCs ---------------------------------------------------------------
+
+    def list_images(self) -> list[cri.Image]:
+        # copies: the kept messages are never handed out (a router merges into them)
+        kept = self._list_memo.get("", lambda _: self.list())
+        return [_copy(image) for image in kept or []]
+
+    def image_status(self, image: str) -> cri.Image | None:
+        found = self.kept_status(image)
+        return None if found is None else _copy(found)
+
+    def kept_status(self, image: str) -> cri.Image | None:
+        """:meth:`status`, kept until an image event (read it, never change it)."""
+        return self._status_memo.get(image, self.status)
+
+    def pull_image(self, image: str, auth: cri.AuthConfig | None) -> str:
+        try:
+            return self.pull(image, auth)
+        finally:
+            self._changed()
+
+    def remove_image(self, image: str) -> None:
+        try:
+            self.remove(image)
+        finally:
+            self._changed()
+
+    def _changed(self) -> None:
+        """The shim pulled or removed an image: its event may still be on its way."""
+        self._status_memo.clear()
+        self._list_memo.clear()
+
     def _pin(self, image: cri.Image) -> cri.Image:
         image.pinned = is_sandbox_image(image, self.options.pause_image)
         return image
 
-    # -- reading --------------------------------------------------------------
+    # -- reading, one nerdctl process (or two) every call -----------------------
 
     def _rows(self) -> list[dict[str, Any]]:
         return self.runner.run(["images", "--format", "json", "--no-trunc"]).json_lines()
@@ -278,6 +318,12 @@ class ImageStore:
         )
         usage.used_bytes.value = used
         return cri.ImageFsInfoResponse(image_filesystems=[usage])
+
+
+def _copy(image: cri.Image) -> cri.Image:
+    copied = cri.Image()
+    copied.CopyFrom(image)
+    return copied
 
 
 def _parsed(image: str) -> ImageReference | None:

@@ -51,17 +51,21 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from pycri.errors import CRIError, FailedPreconditionError, UnavailableError
+from pycri.core.engine import CONTAINER_KIND
+from pycri.errors import CRIError, FailedPreconditionError, UnavailableError, UnimplementedError
 from pycri.streaming.process import run_attached
 from pycri.streaming.streams import Output, StreamIO
-
-from . import host
-from .logsource import json_log_source
-from .runner import INSTALL_HINT, NerdctlRunner, error_for, fatal_messages
+from pycri_shims.nerdctl import convert, host
+from pycri_shims.nerdctl.host import Cgroups
+from pycri_shims.nerdctl.logs import LogFollowers
+from pycri_shims.nerdctl.logsource import json_log_source
+from pycri_shims.nerdctl.lookup import Lookup
+from pycri_shims.nerdctl.runner import INSTALL_HINT, NerdctlRunner, error_for, fatal_messages
 
 __all__ = [
     "NO_STDIN",
     "ExecStderr",
+    "attach",
     "attach_log",
     "closing_message",
     "exec_stream",
@@ -228,6 +232,40 @@ class ExecStderr:
 
 
 def exec_stream(
+    lookup: Lookup, cgroups: Cgroups, container_id: str, cmd: Sequence[str], io: StreamIO
+) -> int:
+    """``nerdctl exec [-i] [-t]`` wired to ``io``; a client that leaves stops what it started."""
+
+    def stop(client_pid: int) -> None:
+        # nerdctl dying does not stop the process it started: kill that first
+        runc = lookup.runc(container_id)
+        stop_exec(
+            client_pid,
+            runc.init_pid if runc is not None and runc.alive() else None,
+            container_id,
+            lambda: host.container_pids(cgroups, container_id, runc) if runc is not None else [],
+        )
+
+    return _run_exec(lookup.runner, container_id, cmd, io, on_cancel=stop)
+
+
+def attach(lookup: Lookup, logs: LogFollowers, container_id: str, io: StreamIO) -> None:
+    """The container's output from its json log, from now on; stdin is refused (NO_STDIN)."""
+    data = lookup.inspect(container_id, CONTAINER_KIND)
+    if not (data.get("State") or {}).get("Running"):
+        raise FailedPreconditionError(
+            f"container {container_id[:13]} is not running: cannot attach to it"
+        )
+    if io.stdin is not None:
+        raise UnimplementedError(NO_STDIN)
+    full_id = data["Id"]
+    labels = convert.raw_labels(data)
+    path = json_log_path(labels.get("nerdctl/state-dir", ""), full_id)
+    parent = convert.decoded(data).extra.get("cgroup-parent", "")
+    attach_log(path, logs.alive_check(full_id, parent), io)
+
+
+def _run_exec(
     runner: NerdctlRunner,
     container_id: str,
     cmd: Sequence[str],

@@ -18,9 +18,8 @@ from pycri.api import api_pb2 as cri
 from pycri.core import metrics
 from pycri.core.cgroups import Cgroup, filesystem, net_dev, overlay_upper_bytes, process_counts
 from pycri.core.engine import CONTAINER_KIND, SANDBOX_KIND
-
-from . import convert
-from .host import RuncState
+from pycri_shims.nerdctl import convert
+from pycri_shims.nerdctl.host import RuncState
 
 __all__ = ["pod_sandbox_metrics"]
 

@@ -17,9 +17,9 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 from pycri.errors import (
     CRIError,
@@ -38,6 +38,8 @@ __all__ = [
     "bystander_vanished",
     "error_for",
     "fatal_messages",
+    "read_lines",
+    "stop_process",
 ]
 
 log = logging.getLogger(__name__)
@@ -368,3 +370,24 @@ def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None
         os.killpg(process.pid, sig)
     except ProcessLookupError:
         pass
+
+
+def read_lines(stream: IO[bytes]) -> Iterator[bytes]:
+    """The lines of a long-running process's output, until it ends or is closed."""
+    try:
+        yield from iter(stream.readline, b"")
+    except (OSError, ValueError):
+        return
+
+
+def stop_process(process: subprocess.Popen[bytes], what: str) -> None:
+    """Kill a long-running process (if it still runs) and reap it."""
+    if process.poll() is None:
+        try:
+            process.kill()
+        except ProcessLookupError:
+            pass
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        log.warning("%s (pid %d) did not exit", what, process.pid)

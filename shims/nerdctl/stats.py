@@ -5,19 +5,26 @@ human-readable figures; the cgroup files give the exact counters the CRI
 asks for (cumulative CPU nanoseconds, working set bytes) for a file read
 each. ``usage_nano_cores`` (a rate) is left to the kubelet, which computes
 it from two samples.
+
+ListContainerStats and ListPodSandboxStats take the containers' labels
+from the container view (one ``ps`` while it is not fresh), a single
+ContainerStats from the container's kept inspect (lookup.py).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from pycri.api import api_pb2 as cri
+from pycri.core.engine import CONTAINER_KIND, KIND_LABEL, SANDBOX_ID_LABEL, SANDBOX_KIND
+from pycri.errors import NotFoundError
+from pycri_shims.nerdctl import convert
+from pycri_shims.nerdctl.host import Cgroups, RuncState, net_dev
+from pycri_shims.nerdctl.lookup import Lookup
 
-from . import convert
-from .host import Cgroups, RuncState, net_dev
-
-__all__ = ["container_stats", "pod_stats"]
+__all__ = ["NerdctlStats", "container_stats", "pod_stats"]
 
 
 def _set(field: Any, value: int | None) -> None:
@@ -83,3 +90,40 @@ def pod_stats(
         ),
         linux=linux,
     )
+
+
+class NerdctlStats:
+    """ContainerStats, ListContainerStats, PodSandboxStats and ListPodSandboxStats."""
+
+    def __init__(self, lookup: Lookup, cgroups: Cgroups) -> None:
+        self.lookup = lookup
+        self.cgroups = cgroups
+
+    def container_stats(self, container_ids: Sequence[str]) -> list[cri.ContainerStats]:
+        """CPU and memory from the containers' cgroups; the labels from the view."""
+        if len(container_ids) == 1:
+            try:
+                data = self.lookup.inspect(container_ids[0], CONTAINER_KIND)
+            except NotFoundError:
+                return []  # removed since it was listed: left out, as a ps would leave it
+            return [container_stats(self.cgroups, data)]
+        wanted = set(container_ids)
+        rows = self.lookup.pycri_rows()
+        return [container_stats(self.cgroups, row) for row in rows if row["ID"] in wanted]
+
+    def pod_sandbox_stats(self, pod_ids: Sequence[str]) -> list[cri.PodSandboxStats]:
+        """Sums over each pod's containers; network from the pause's netns."""
+        wanted = set(pod_ids)
+        pods: dict[str, dict[str, Any]] = {}
+        members: dict[str, list[dict[str, Any]]] = {pod_id: [] for pod_id in wanted}
+        for row in self.lookup.pycri_rows():
+            labels = row.get("Labels") or {}
+            if labels.get(KIND_LABEL) == SANDBOX_KIND and row["ID"] in wanted:
+                pods[row["ID"]] = row
+            elif labels.get(SANDBOX_ID_LABEL) in wanted:
+                members[labels[SANDBOX_ID_LABEL]].append(row)
+        return [
+            pod_stats(self.cgroups, self.lookup.runc(p), pods[p], members[p])
+            for p in pod_ids
+            if p in pods
+        ]

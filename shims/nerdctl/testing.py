@@ -1,4 +1,17 @@
-"""Helpers for tests and benchmarks that run the nerdctl shim against real containerd."""
+"""Helpers for tests and benchmarks that run the nerdctl shim against real containerd.
+
+The fixtures every nerdctl test module shares are here too; a module takes
+those it needs by importing them (pytest finds a fixture by the name it is
+given, so the imported names are not used otherwise)::
+
+    from pycri_shims.nerdctl.testing import created_fixture, ready_fixture, shim_fixture
+
+``ready_fixture`` (named ``nerdctl_ready``, autouse) skips, or fails under
+PYCRI_REQUIRE_REAL=1, each test of a module on a host without nerdctl,
+containerd or the images; ``created_fixture`` (``created``) checks at the
+module's end that nothing it tracked is left; ``shim_fixture`` (``shim``)
+is a module's TrackingShim.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +19,27 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from pycri.api import api_pb2 as cri
+from pycri.testing import require_real
+from pycri_shims.nerdctl.options import NerdctlOptions
+from pycri_shims.nerdctl.runner import NerdctlRunner, Result
+from pycri_shims.nerdctl.shim import NerdctlShim
 
-from .options import NerdctlOptions
-from .runner import NerdctlRunner, Result
-from .shim import NerdctlShim
-
-__all__ = ["Created", "TrackingShim", "nerdctl", "why_unavailable"]
+__all__ = [
+    "Created",
+    "TrackingShim",
+    "created_fixture",
+    "nerdctl",
+    "ready_fixture",
+    "shim_fixture",
+    "why_unavailable",
+]
 
 #: the images setup-runtimes.sh imports into the pycri namespace
 REQUIRED_IMAGES = ("docker.io/library/busybox:latest", "registry.k8s.io/pause:3.9")
@@ -132,8 +155,8 @@ def _entries(directory: Path) -> list[Path]:
 class _TrackingRunner(NerdctlRunner):
     """Records what a failed ``run``/``create`` left, before the shim removes it by name."""
 
-    def __init__(self, runner: NerdctlRunner, created: Created) -> None:
-        super().__init__(runner.binary, runner.global_args, runner.timeout, runner.env)
+    def __init__(self, options: NerdctlOptions, created: Created) -> None:
+        super().__init__(options.nerdctl, options.global_args(), options.timeout)
         self.created = created
 
     def run(self, args: Sequence[str], **kwargs: Any) -> Result:
@@ -153,9 +176,9 @@ class TrackingShim(NerdctlShim):
     """
 
     def __init__(self, created: Created, options: NerdctlOptions | None = None) -> None:
-        super().__init__(options)
+        options = options or NerdctlOptions()
+        super().__init__(options, runner=_TrackingRunner(options, created))
         self.created = created
-        self.runner = _TrackingRunner(self.runner, created)
 
     def run_pod_sandbox(self, config: cri.PodSandboxConfig, runtime_handler: str) -> str:
         return self.created.add(super().run_pod_sandbox(config, runtime_handler))
@@ -167,3 +190,27 @@ class TrackingShim(NerdctlShim):
         sandbox_config: cri.PodSandboxConfig,
     ) -> str:
         return self.created.add(super().create_container(pod_id, config, sandbox_config))
+
+
+# -- the fixtures every nerdctl test module shares (see the module docstring) -----------
+
+
+@pytest.fixture(scope="module", autouse=True, name="nerdctl_ready")
+def ready_fixture() -> None:
+    problem = why_unavailable()
+    require_real(problem is None, problem or "")
+
+
+@pytest.fixture(scope="module", name="created")
+def created_fixture(nerdctl_ready: None) -> Iterator[Created]:
+    created = Created()
+    yield created
+    left = created.left()
+    assert left == {}, f"pods or containers (or their network state) were left behind: {left}"
+
+
+@pytest.fixture(scope="module", name="shim")
+def shim_fixture(created: Created) -> Iterator[NerdctlShim]:
+    shim = TrackingShim(created)
+    yield shim
+    shim.close()

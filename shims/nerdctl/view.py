@@ -38,7 +38,6 @@ namespaces are dropped before they are parsed. The probe leaves one label,
 
 from __future__ import annotations
 
-import datetime
 import json
 import logging
 import subprocess
@@ -47,21 +46,25 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import IO, Any, Generic, TypeVar
+from typing import IO, Any, TypeVar
 
 from pycri.core.engine import CONTAINER_KIND, KIND_LABEL
 from pycri.errors import CRIError
+from pycri_shims.nerdctl.events import (
+    PROBE_LABEL,
+    EngineEvent,
+    Entry,
+    apply_event,
+    parse_event,
+)
+from pycri_shims.nerdctl.memo import InspectMemo
+from pycri_shims.nerdctl.runner import NerdctlRunner, read_lines, stop_process
 
-from .runner import NerdctlRunner
-
-__all__ = ["ContainerView", "EngineEvent", "Entry", "ImageMemo", "parse_event"]
+__all__ = ["ContainerView"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-#: the namespace label whose update proves the event subscription is live
-PROBE_LABEL = "io.pycri.events-probe"
 #: seconds the probe's event may take before the stream is restarted
 PROBE_TIMEOUT = 10.0
 #: seconds between probes while none has come through
@@ -72,162 +75,6 @@ FILL_GRACE = 0.3
 AWAIT_TIMEOUT = 10.0
 #: first and longest pause between restarts of a stream that keeps failing
 BACKOFF = (0.1, 5.0)
-
-#: what ``nerdctl ps`` prints for each task state (its formatter.ContainerStatus)
-CREATED, RUNNING, PAUSED = "Created", "Up", "Paused"
-
-
-def exited(code: int) -> str:
-    return f"Exited ({code})"
-
-
-def started(entry: Entry | None) -> bool:
-    """An await_state condition: the container's task has started (or it is gone)."""
-    return entry is None or entry.status != CREATED
-
-
-def not_running(entry: Entry | None) -> bool:
-    return entry is None or not entry.status.startswith((RUNNING, PAUSED))
-
-
-def gone(entry: Entry | None) -> bool:
-    return entry is None
-
-
-def _rfc3339(seconds: float) -> str:
-    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).isoformat().replace("+00:00", "Z")
-
-
-@dataclass(frozen=True)
-class EngineEvent:
-    """One line of ``nerdctl events --format json``, the parts the view uses."""
-
-    topic: str
-    namespace: str
-    #: the container's id ("" for events about no container)
-    container_id: str
-    timestamp: str
-    #: /tasks/exit: the process that exited is the container's init (not an exec)
-    init: bool = True
-    exit_status: int = 0
-    #: /containers/update: the container's labels as they are now
-    labels: dict[str, str] | None = None
-    image: str = ""
-    #: /namespaces/update: the probe label's value
-    probe: str = ""
-
-
-def parse_event(line: str | bytes) -> EngineEvent | None:
-    """An event line; None for what is not JSON or not an event."""
-    try:
-        envelope = json.loads(line)
-        inner = json.loads(envelope.get("Event") or "{}")
-    except (ValueError, AttributeError):
-        return None
-    if not isinstance(envelope, dict) or not isinstance(inner, dict):
-        return None
-    topic = str(envelope.get("Topic") or "")
-    namespace = str(envelope.get("Namespace") or "")
-    timestamp = str(envelope.get("Timestamp") or "")
-    labels = inner.get("labels")
-    if not isinstance(labels, dict):
-        labels = None
-    if topic.startswith("/containers/"):
-        return EngineEvent(
-            topic,
-            namespace,
-            str(inner.get("id") or ""),
-            timestamp,
-            labels={str(k): str(v) for k, v in labels.items()} if labels is not None else None,
-            image=str(inner.get("image") or ""),
-        )
-    if topic.startswith("/tasks/"):
-        container_id = str(inner.get("container_id") or envelope.get("ID") or "")
-        process = str(inner.get("id") or container_id)
-        return EngineEvent(
-            topic,
-            namespace,
-            container_id,
-            timestamp,
-            init=process == container_id,
-            exit_status=int(inner.get("exit_status") or 0),
-        )
-    probe = str((labels or {}).get(PROBE_LABEL, "")) if topic == "/namespaces/update" else ""
-    return EngineEvent(topic, namespace, "", timestamp, probe=probe)
-
-
-@dataclass
-class Entry:
-    """One container as ``ps -a --format json`` shows it, kept up to date by events."""
-
-    id: str
-    status: str
-    created: str
-    image: str = ""
-    name: str = ""
-    #: None: created behind the shim's back, not inspected yet (left out of lists)
-    labels: dict[str, str] | None = None
-    since: float = field(default_factory=time.monotonic)
-    #: what a caller made of the row (e.g. its CRI message), dropped on every change
-    cached: dict[str, Any] = field(default_factory=dict)
-
-    def row(self) -> dict[str, Any]:
-        return {
-            "ID": self.id,
-            "Names": self.name,
-            "Image": self.image,
-            "Labels": self.labels or {},
-            "CreatedAt": self.created,
-            "Status": self.status,
-        }
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Entry:
-        return cls(
-            id=str(row["ID"]),
-            status=str(row.get("Status") or ""),
-            created=str(row.get("CreatedAt") or ""),
-            image=str(row.get("Image") or ""),
-            name=str(row.get("Names") or ""),
-            labels=dict(row.get("Labels") or {}),
-        )
-
-
-def apply_event(entries: dict[str, Entry], event: EngineEvent) -> bool:
-    """Apply one event of the view's namespace; False when it cannot be (unknown container)."""
-    cid = event.container_id
-    if not cid:
-        return True
-    entry = entries.get(cid)
-    topic = event.topic
-    if topic == "/containers/create":
-        if entry is None:
-            entries[cid] = Entry(cid, CREATED, event.timestamp, image=event.image)
-        return True
-    if topic == "/containers/delete":
-        entries.pop(cid, None)
-        return True
-    if entry is None:
-        # an event about a container the view never saw created: only a rebuild knows it
-        return topic in ("/tasks/delete", "/tasks/exit")
-    if topic == "/containers/update" and event.labels is not None:
-        entry.labels = event.labels
-        entry.image = event.image or entry.image
-        entry.name = event.labels.get("nerdctl/name", entry.name)
-    elif topic == "/tasks/start":
-        entry.status = RUNNING
-    elif topic == "/tasks/exit" and event.init:
-        entry.status = exited(event.exit_status)
-    elif topic == "/tasks/paused":
-        entry.status = PAUSED
-    elif topic == "/tasks/resumed":
-        entry.status = RUNNING
-    elif topic == "/tasks/delete" and event.init:
-        entry.status = CREATED  # no task: nerdctl's ps says "Created"
-    else:
-        return True
-    entry.cached.clear()
-    return True
 
 
 class ContainerView:
@@ -260,8 +107,10 @@ class ContainerView:
         #: generation of the stream: +1 whenever a new one is live (tests, Status info)
         self.generation = 0
         self.rebuilds = 0
-        #: +1 on every image event of the namespace and every rebuild (ImageMemo)
+        #: +1 on every image event of the namespace and every rebuild (memo.ImageMemo)
         self._image_epoch = 0
+        #: the last ``container inspect`` of each id, dropped by any event of it (memo.py)
+        self.inspected = InspectMemo()
         self._thread: threading.Thread | None = None
         self._ns_marker = f'"Namespace":{json.dumps(namespace)}'.encode()
 
@@ -276,11 +125,10 @@ class ContainerView:
     def close(self) -> None:
         self._closed.set()
         with self._lock:
-            self._fresh = False
-            self._lock.notify_all()
+            self._unfresh()
         process = self._process
         if process is not None:
-            _stop(process)
+            stop_process(process, "nerdctl events")
         if self._thread is not None:
             self._thread.join(timeout=5)
 
@@ -360,9 +208,9 @@ class ContainerView:
             self._claims[container_id] = (name, image, dict(labels))
             entry = self._entries.get(container_id)
             if entry is None:
-                entry = Entry(container_id, CREATED, _rfc3339(time.time()))
+                entry = Entry.unclaimed(container_id)
                 self._entries[container_id] = entry
-            _claimed(entry, self._claims[container_id])
+            entry.claimed(*self._claims[container_id])
             self._lock.notify_all()
 
     @contextmanager
@@ -371,13 +219,27 @@ class ContainerView:
         (core publishes the CRI event of an RPC's own change)."""
         with self._lock:
             self._expected[container_id] = self._expected.get(container_id, 0) + 1
+        self.inspected.drop(container_id)
         try:
             yield
         finally:
+            self.inspected.drop(container_id)
             with self._lock:
                 left = self._expected.pop(container_id) - 1
                 if left:
                     self._expected[container_id] = left
+
+    def touched(self, object_id: str) -> None:
+        """The shim changed the pod or container: its kept inspect goes."""
+        self.inspected.drop(object_id)
+
+    def inspect(self, object_id: str, look: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+        """``look(object_id)`` (a ``container inspect``), kept until any event of the id
+        while the view is fresh and knows it (memo.InspectMemo)."""
+        with self._lock:
+            entry = self._entries.get(object_id)
+            trusted = self._fresh and entry is not None and entry.labels is not None
+        return self.inspected.get(object_id, look, trusted)
 
     def await_state(self, container_id: str, done: Callable[[Entry | None], bool]) -> None:
         """Wait until the stream has brought what ``done`` expects of the container.
@@ -405,8 +267,13 @@ class ContainerView:
             self._mark_stale()
 
     def _mark_stale(self) -> None:
-        self._fresh = False
+        self._unfresh()
         self._dirty = True
+
+    def _unfresh(self) -> None:
+        """(Under the lock.) Not fresh: events may be missed from now on."""
+        self._fresh = False
+        self.inspected.clear()
         self._lock.notify_all()
 
     # -- the stream ----------------------------------------------------------------
@@ -420,8 +287,7 @@ class ContainerView:
             except Exception:
                 log.exception("the container event stream failed")
             with self._lock:
-                self._fresh = False
-                self._lock.notify_all()
+                self._unfresh()
             if time.monotonic() - started > 30:
                 pause = BACKOFF[0]
             if self._closed.wait(pause):
@@ -464,7 +330,7 @@ class ContainerView:
                     process.returncode,
                 )
         finally:
-            _stop(process)
+            stop_process(process, "nerdctl events")
             reader.join(timeout=5)
             process.stdout.close()
             self._process = None
@@ -516,8 +382,9 @@ class ContainerView:
             # a container the shim created while ps ran: its create event made it a stub
             self._claims = {cid: c for cid, c in self._claims.items() if cid in entries}
             for cid, claim in self._claims.items():
-                _claimed(entries[cid], claim)
+                entries[cid].claimed(*claim)
             self._entries = entries
+            self.inspected.clear()
             self._fresh = complete and not self._dirty
             self._dirty = self._dirty or not complete
             self.rebuilds += 1
@@ -571,7 +438,7 @@ class ContainerView:
             self._pass_on(event)
 
     def _read(self, stream: IO[bytes]) -> None:
-        for line in _lines(stream):
+        for line in read_lines(stream):
             probe = b"/namespaces/update" in line
             if not probe and self._ns_marker not in line:
                 continue  # another namespace's: not even parsed
@@ -580,8 +447,7 @@ class ContainerView:
                 continue
             self._feed(event)
         with self._lock:
-            self._fresh = False
-            self._lock.notify_all()
+            self._unfresh()
 
     def _feed(self, event: EngineEvent) -> None:
         with self._lock:
@@ -594,6 +460,8 @@ class ContainerView:
                 return
             if event.topic.startswith("/images/"):
                 self._image_epoch += 1
+            if event.container_id:
+                self.inspected.drop(event.container_id)
             if self._buffer is not None:
                 self._buffer.append(event)
                 return
@@ -618,59 +486,3 @@ class ContainerView:
                 self._on_event(event)
             except Exception:
                 log.exception("handling event %s failed", event.topic)
-
-
-class ImageMemo(Generic[T]):
-    """Image lookups kept while the view is fresh and no image of the namespace has
-    changed since (containerd's /images/ events; a rebuild forgets them all)."""
-
-    def __init__(self, view: ContainerView) -> None:
-        self.view = view
-        self._kept: dict[str, tuple[int, T]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, ref: str, look: Callable[[str], T | None]) -> T | None:
-        epoch = self.view.image_epoch()
-        if epoch is not None:
-            with self._lock:
-                kept = self._kept.get(ref)
-            if kept is not None and kept[0] == epoch:
-                return kept[1]
-        value = look(ref)
-        if value is not None and epoch is not None and self.view.image_epoch() == epoch:
-            with self._lock:
-                self._kept[ref] = (epoch, value)
-        return value
-
-    def clear(self) -> None:
-        """The shim itself pulled or removed an image (its event may still be on its way)."""
-        with self._lock:
-            self._kept.clear()
-
-
-def _claimed(entry: Entry, claim: tuple[str, str, dict[str, str]]) -> None:
-    name, image, labels = claim
-    if entry.labels is None:
-        entry.labels = dict(labels)
-        entry.cached.clear()
-    entry.name = entry.name or name
-    entry.image = entry.image or image
-
-
-def _lines(stream: IO[bytes]) -> Iterator[bytes]:
-    try:
-        yield from iter(stream.readline, b"")
-    except (OSError, ValueError):
-        return
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        try:
-            process.kill()
-        except ProcessLookupError:
-            pass
-    try:
-        process.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        log.warning("nerdctl events (pid %d) did not exit", process.pid)

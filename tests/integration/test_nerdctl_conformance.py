@@ -11,29 +11,20 @@ from pycri.api import api_pb2 as cri
 from pycri.client import CRIClient
 from pycri.errors import CRIError
 from pycri.shim import Shim
-from pycri.testing import require_real
 from pycri.testing.conformance import ConformanceConfig, PodFactory, ShimConformance
 from pycri.testing.submounts import tree_with_submount
 from pycri_shims.nerdctl import NerdctlShim
-from pycri_shims.nerdctl.testing import Created, TrackingShim, why_unavailable
+from pycri_shims.nerdctl.testing import (
+    Created,
+    TrackingShim,
+    created_fixture,  # noqa: F401 - a shared fixture
+    ready_fixture,  # noqa: F401 - a shared fixture
+)
 
 pytestmark = pytest.mark.real
 
 #: a device nerdctl cannot find, which makes it refuse the create
 MISSING_DEVICE = "/dev/pycri-no-such-device"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def nerdctl_ready() -> None:
-    problem = why_unavailable()
-    require_real(problem is None, problem or "")
-
-
-@pytest.fixture(scope="module")
-def created(nerdctl_ready: None) -> Iterator[Created]:
-    created = Created()
-    yield created
-    assert created.left() == {}, "pods or containers (or their pod IPs) were left behind"
 
 
 class TestNerdctlConformance(ShimConformance):

@@ -15,27 +15,17 @@ from typing import Any
 import pytest
 
 from pycri.core.logs import parse_log_line
-from pycri.testing import require_real
 from pycri.testing.conformance import wait_for
-from pycri_shims.nerdctl.testing import Created, why_unavailable
+from pycri_shims.nerdctl.testing import (
+    Created,
+    created_fixture,  # noqa: F401 - a shared fixture
+    ready_fixture,  # noqa: F401 - a shared fixture
+)
 
 pytestmark = pytest.mark.real
 
 PULL_IMAGE = "127.0.0.1:5000/pycri/busybox:latest"
 APP = "crictl-nerdctl"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def nerdctl_ready() -> None:
-    problem = why_unavailable()
-    require_real(problem is None, problem or "")
-
-
-@pytest.fixture(scope="module")
-def created(nerdctl_ready: None) -> Iterator[Created]:
-    created = Created()
-    yield created
-    assert created.left() == {}, "pods or containers (or their pod IPs) were left behind"
 
 
 class Server:

@@ -15,7 +15,6 @@ import os
 import signal
 import socket
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,28 +22,20 @@ import pytest
 from pycri.api import api_pb2 as cri
 from pycri.core.runtime import CRIRuntime
 from pycri.errors import CRIError
-from pycri.testing import require_real
 from pycri.testing.conformance import wait_for
 from pycri.testing.server_process import ServerProcess
 from pycri_shims.nerdctl.shim import NerdctlShim
-from pycri_shims.nerdctl.testing import Created, TrackingShim, nerdctl, why_unavailable
+from pycri_shims.nerdctl.testing import (
+    Created,
+    TrackingShim,
+    created_fixture,  # noqa: F401 - a shared fixture
+    nerdctl,
+    ready_fixture,  # noqa: F401 - a shared fixture
+)
 
 pytestmark = pytest.mark.real
 
 PODS = 20
-
-
-@pytest.fixture(scope="module", autouse=True)
-def nerdctl_ready() -> None:
-    problem = why_unavailable()
-    require_real(problem is None, problem or "")
-
-
-@pytest.fixture(scope="module")
-def created(nerdctl_ready: None) -> Iterator[Created]:
-    created = Created()
-    yield created
-    assert created.left() == {}, "pods or containers (or their network state) were left behind"
 
 
 def pod_config(root: Path, host_port: int = 0) -> cri.PodSandboxConfig:

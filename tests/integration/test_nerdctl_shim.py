@@ -25,29 +25,20 @@ from pycri.errors import (
     UnavailableError,
 )
 from pycri.server.server import CRIServer
-from pycri.testing import require_real
 from pycri.testing.conformance import wait_for
 from pycri_shims.nerdctl import NerdctlOptions, NerdctlShim, specedit
-from pycri_shims.nerdctl.testing import Created, TrackingShim, nerdctl, why_unavailable
+from pycri_shims.nerdctl.testing import (
+    created_fixture,  # noqa: F401 - a shared fixture
+    nerdctl,
+    ready_fixture,  # noqa: F401 - a shared fixture
+    shim_fixture,  # noqa: F401 - a shared fixture
+)
 
 pytestmark = pytest.mark.real
 
 BUSYBOX = "docker.io/library/busybox:latest"
 #: critest's image: its /etc/group makes default-user (1000) a member of group 50000
 GROUP_IMAGE = "gcr.io/k8s-staging-cri-tools/test-image-predefined-group:latest"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def nerdctl_ready() -> None:
-    problem = why_unavailable()
-    require_real(problem is None, problem or "")
-
-
-@pytest.fixture(scope="module")
-def created(nerdctl_ready: None) -> Iterator[Created]:
-    created = Created()
-    yield created
-    assert created.left() == {}, "pods or containers (or their pod IPs) were left behind"
 
 
 def serve(shim: NerdctlShim, directory: Path) -> tuple[CRIServer, CRIClient]:
@@ -118,13 +109,6 @@ class Pods:
     def cleanup(self) -> None:
         for pod_id in self.pods:
             self.client.remove_pod_sandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
-
-
-@pytest.fixture(scope="module")
-def shim(created: Created) -> Iterator[NerdctlShim]:
-    shim = TrackingShim(created)
-    yield shim
-    shim.close()
 
 
 @pytest.fixture(scope="module")

@@ -24,11 +24,15 @@ from pycri.core.runtime import CRIRuntime
 from pycri.errors import CRIError, FailedPreconditionError, NotFoundError, UnimplementedError
 from pycri.server.server import CRIServer
 from pycri.streaming.streams import Pipe, ResizeQueue, StreamIO, TerminalSize
-from pycri.testing import CollectedOutput, require_real
+from pycri.testing import CollectedOutput
 from pycri.testing.conformance import wait_for
 from pycri_shims.nerdctl import NerdctlShim
 from pycri_shims.nerdctl.interactive import NO_STDIN
-from pycri_shims.nerdctl.testing import Created, TrackingShim, why_unavailable
+from pycri_shims.nerdctl.testing import (
+    created_fixture,  # noqa: F401 - a shared fixture
+    ready_fixture,  # noqa: F401 - a shared fixture
+    shim_fixture,  # noqa: F401 - a shared fixture
+)
 
 pytestmark = pytest.mark.real
 
@@ -84,22 +88,6 @@ def out(io: StreamIO) -> bytes:
 def err(io: StreamIO) -> bytes:
     assert isinstance(io.stderr, CollectedOutput)
     return io.stderr.data
-
-
-@pytest.fixture(scope="module")
-def created() -> Iterator[Created]:
-    problem = why_unavailable()
-    require_real(problem is None, problem or "")
-    created = Created()
-    yield created
-    assert created.left() == {}, "pods or containers were left behind"
-
-
-@pytest.fixture(scope="module")
-def shim(created: Created) -> Iterator[NerdctlShim]:
-    shim = TrackingShim(created)
-    yield shim
-    shim.close()
 
 
 class Pod:

@@ -17,41 +17,27 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 
 from pycri.api import api_pb2 as cri
 from pycri.core.runtime import CRIRuntime
-from pycri.testing import require_real
+from pycri.errors import CRIError
 from pycri.testing.server_process import ServerProcess
 from pycri_shims.nerdctl import NerdctlShim
 from pycri_shims.nerdctl.host import RuncState
-from pycri_shims.nerdctl.testing import Created, TrackingShim, nerdctl, why_unavailable
+from pycri_shims.nerdctl.testing import (
+    created_fixture,  # noqa: F401 - a shared fixture
+    nerdctl,
+    ready_fixture,  # noqa: F401 - a shared fixture
+    shim_fixture,  # noqa: F401 - a shared fixture
+)
 
 pytestmark = pytest.mark.real
 
 BUSYBOX = "docker.io/library/busybox:latest"
 #: seconds a poll may take before the test fails (the contract is 1 s; the machine is shared)
 POLL = 10.0
-
-
-@pytest.fixture(scope="module", autouse=True)
-def nerdctl_ready() -> None:
-    problem = why_unavailable()
-    require_real(problem is None, problem or "")
-
-
-@pytest.fixture(scope="module")
-def created(nerdctl_ready: None) -> Iterator[Created]:
-    created = Created()
-    yield created
-    assert created.left() == {}, "pods or containers (or their pod IPs) were left behind"
-
-
-@pytest.fixture(scope="module")
-def shim(created: Created) -> Iterator[NerdctlShim]:
-    shim = TrackingShim(created)
-    yield shim
-    shim.close()
 
 
 @pytest.fixture(scope="module")
@@ -335,3 +321,92 @@ def test_container_events_come_from_the_stream_once_each(
     assert (exits, cri.CONTAINER_STOPPED_EVENT) in seen  # nobody asked: from the stream
     assert (behind, cri.CONTAINER_STOPPED_EVENT) in seen
     assert (behind, cri.CONTAINER_DELETED_EVENT) in seen
+
+
+# -- statuses from the view: ContainerStatus and PodSandboxStatus (memo.py) ------------------
+
+
+def status_of(kube: Kube, container_id: str) -> int:
+    request = cri.ContainerStatusRequest(container_id=container_id)
+    return kube.runtime.container_status(request).status.state
+
+
+def pod_status_of(kube: Kube, pod_id: str) -> int:
+    request = cri.PodSandboxStatusRequest(pod_sandbox_id=pod_id)
+    return kube.runtime.pod_sandbox_status(request).status.state
+
+
+def test_warm_statuses_spend_no_process(shim: NerdctlShim, kube: Kube) -> None:
+    pod = kube.pod("kube-controller-manager-control-plane-node-1a2b3c4d5e6f")
+    running = kube.container(pod, "kube-controller-manager", ["sleep", "3600"])
+    created = kube.container(pod, "kube-controller-manager-init", ["true"], start=False)
+    fresh(shim)
+    # the first of each inspects (and reads the stored spec's user of a container not running)
+    assert status_of(kube, running) == cri.CONTAINER_RUNNING
+    assert status_of(kube, created) == cri.CONTAINER_CREATED
+    assert pod_status_of(kube, pod[0]) == cri.SANDBOX_READY
+    before = {rpc: processes(shim, rpc) for rpc in ("ContainerStatus", "PodSandboxStatus")}
+    for _ in range(20):
+        assert status_of(kube, running) == cri.CONTAINER_RUNNING
+        assert status_of(kube, created) == cri.CONTAINER_CREATED
+        assert pod_status_of(kube, pod[0]) == cri.SANDBOX_READY
+        verbose = cri.ContainerStatusRequest(container_id=running, verbose=True)
+        assert json.loads(kube.runtime.container_status(verbose).info["info"])["pid"] > 0
+    for rpc, count in before.items():
+        assert processes(shim, rpc) == count, f"{rpc} started a process"
+
+
+def test_changes_behind_pycris_back_show_in_the_next_status(shim: NerdctlShim, kube: Kube) -> None:
+    """The exit or delete event drops the kept inspect: the status after it is right."""
+    pod = kube.pod("kube-scheduler-control-plane-node-7f8e9d0c1b2a")
+    stopped = kube.container(pod, "kube-scheduler", ["sleep", "3600"])
+    killed = kube.container(pod, "kube-scheduler-sidecar", ["sleep", "3600"])
+    removed = kube.container(pod, "kube-scheduler-metrics", ["sleep", "3600"])
+    fresh(shim)
+    for container_id in (stopped, killed, removed):
+        assert status_of(kube, container_id) == cri.CONTAINER_RUNNING  # now kept
+    latencies = []
+    nerdctl("stop", "-t", "0", stopped)
+    latencies.append(poll("nerdctl stop", lambda: status_of(kube, stopped) == cri.CONTAINER_EXITED))
+    nerdctl("kill", killed)
+    latencies.append(poll("nerdctl kill", lambda: status_of(kube, killed) == cri.CONTAINER_EXITED))
+    nerdctl("rm", "-f", removed)
+
+    def gone() -> bool:
+        try:
+            status_of(kube, removed)
+        except CRIError as err:
+            return err.code == grpc.StatusCode.NOT_FOUND  # another code: polled until it fails
+        return False
+
+    latencies.append(poll("nerdctl rm -f", gone))
+    print(f"statuses behind pycri's back: {[round(s * 1000, 1) for s in latencies]} ms")
+    # what the lists say is what the statuses say (no kept inspect outlived its event)
+    states = kube.states()
+    assert states[stopped] == status_of(kube, stopped) == cri.CONTAINER_EXITED
+    assert states[killed] == status_of(kube, killed) == cri.CONTAINER_EXITED
+    assert shim.view.fresh
+
+
+def test_a_killed_event_stream_never_leaves_a_stale_status(shim: NerdctlShim, kube: Kube) -> None:
+    pod = kube.pod("kube-apiserver-control-plane-node-0f1e2d3c4b5a")
+    survivor = kube.container(pod, "kube-apiserver", ["sleep", "3600"])
+    victim = kube.container(pod, "kube-apiserver-audit", ["sleep", "3600"])
+    fresh(shim)
+    for container_id in (survivor, victim):
+        assert status_of(kube, container_id) == cri.CONTAINER_RUNNING  # now kept
+    assert pod_status_of(kube, pod[0]) == cri.SANDBOX_READY
+    generation = shim.view.generation
+    pid = shim.view.stream_pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    poll("the view notices", lambda: not shim.view.fresh or shim.view.generation > generation)
+    assert len(shim.view.inspected) == 0  # nothing kept survives a broken stream
+    nerdctl("stop", "-t", "0", victim)  # no event reaches the view for this one
+    assert status_of(kube, victim) == cri.CONTAINER_EXITED  # at once: inspected again
+    poll("a new stream", lambda: shim.view.generation > generation and shim.view.fresh, 120)
+    assert status_of(kube, victim) == cri.CONTAINER_EXITED
+    assert status_of(kube, survivor) == cri.CONTAINER_RUNNING
+    before = processes(shim, "ContainerStatus")
+    assert status_of(kube, survivor) == cri.CONTAINER_RUNNING  # warm again
+    assert processes(shim, "ContainerStatus") == before

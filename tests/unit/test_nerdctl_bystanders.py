@@ -88,6 +88,6 @@ def test_a_row_without_an_id_is_not_listed(tmp_path: Path) -> None:
     script.chmod(0o755)
     shim = NerdctlShim(NerdctlOptions(nerdctl=str(script)), recover_logs=False)
     try:
-        assert [row["ID"] for row in shim._ps(None)] == [POD]
+        assert [row["ID"] for row in shim.lookup.ps(None)] == [POD]
     finally:
         shim.close()

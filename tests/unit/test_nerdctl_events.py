@@ -1,4 +1,5 @@
-"""The nerdctl shim's container view (view.py): event lines as nerdctl 1.7.7 prints them.
+"""The nerdctl shim's container view (view.py, events.py) and its memos (memo.py), over
+event lines as nerdctl 1.7.7 prints them.
 
 ``data/nerdctl_events.jsonl`` holds lines captured from ``nerdctl events
 --format json`` on containerd 1.6.20, namespace ``pycri-nev``: create/start/
@@ -17,18 +18,20 @@ from typing import Any
 from pycri.api import api_pb2 as cri
 from pycri.core.engine import KIND_LABEL
 from pycri_shims.nerdctl import convert
-from pycri_shims.nerdctl.runner import NerdctlRunner
-from pycri_shims.nerdctl.view import (
+from pycri_shims.nerdctl.events import (
     CREATED,
     PROBE_LABEL,
     RUNNING,
-    ContainerView,
     EngineEvent,
     Entry,
-    ImageMemo,
     apply_event,
     parse_event,
 )
+from pycri_shims.nerdctl.images import ImageStore
+from pycri_shims.nerdctl.memo import ImageMemo
+from pycri_shims.nerdctl.options import NerdctlOptions
+from pycri_shims.nerdctl.runner import NerdctlRunner
+from pycri_shims.nerdctl.view import ContainerView
 
 LINES = (Path(__file__).parent / "data" / "nerdctl_events.jsonl").read_text().splitlines()
 NS = "pycri-nev"
@@ -259,27 +262,6 @@ def test_await_state_returns_once_the_event_is_in() -> None:
     assert view.fresh
 
 
-def test_image_memo_forgets_on_image_events() -> None:
-    view = view_over([])
-    memo: ImageMemo[str] = ImageMemo(view)
-    calls: list[str] = []
-
-    def look(ref: str) -> str:
-        calls.append(ref)
-        return f"sha256:{len(calls)}"
-
-    assert memo.get("busybox", look) == "sha256:1"  # not fresh: not kept
-    view._rebuild()
-    assert memo.get("busybox", look) == "sha256:2"
-    assert memo.get("busybox", look) == "sha256:2"
-    envelope = {"Namespace": NS, "Topic": "/images/update", "Event": '{"name": "busybox"}'}
-    event = parse_event(json.dumps(envelope))
-    assert event is not None
-    view._feed(event)
-    assert memo.get("busybox", look) == "sha256:3"
-    assert calls == ["busybox"] * 3
-
-
 def test_container_events_as_the_cri_reports_them() -> None:
     kinds = [
         (e.topic, message.container_event_type)
@@ -331,3 +313,170 @@ def test_a_claim_made_while_a_rebuild_runs_ps_is_kept() -> None:
     pods = view.converted("podsandbox", convert.pod_from_row)
     assert pods is not None
     assert [(p.id, p.state) for p in pods] == [(new, cri.SANDBOX_READY)]
+
+
+# -- the memos (memo.py): kept only while the view vouches for them --------------
+
+POD = "f" * 64
+OTHER = "e" * 64
+
+
+class Inspector:
+    """A stand-in ``container inspect``: counts its calls, can act while it 'runs'."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.during: Any = None
+
+    def __call__(self, object_id: str) -> dict[str, Any]:
+        self.calls += 1
+        data = {"Id": object_id, "call": self.calls}
+        if self.during is not None:
+            self.during()
+            self.during = None
+        return data
+
+
+def warm_view() -> Any:
+    view = view_over([pod_row(POD), pod_row(OTHER)])
+    view._rebuild()
+    assert view.fresh
+    return view
+
+
+def test_a_warm_inspect_is_kept_until_an_event_of_its_id() -> None:
+    view, look = warm_view(), Inspector()
+    assert view.inspect(POD, look)["call"] == 1
+    assert view.inspect(POD, look)["call"] == 1  # kept: no process
+    view._feed(line("/tasks/start", OTHER))  # another container's event: still kept
+    assert view.inspect(POD, look)["call"] == 1
+    view._feed(line("/tasks/exit", POD, exit_status=137, id=POD))
+    assert view.inspect(POD, look)["call"] == 2
+    view._feed(line("/tasks/exit", POD, id="exec-1"))  # an exec's exit: still an event of POD
+    assert view.inspect(POD, look)["call"] == 3
+
+
+def test_an_event_during_the_inspect_keeps_its_result_out() -> None:
+    view, look = warm_view(), Inspector()
+    look.during = lambda: view._feed(line("/tasks/exit", POD, exit_status=0, id=POD))
+    assert view.inspect(POD, look)["call"] == 1
+    assert view.inspect(POD, look)["call"] == 2  # the raced result was not kept
+    assert view.inspect(POD, look)["call"] == 2
+
+
+def test_a_delete_during_the_inspect_keeps_its_result_out() -> None:
+    view, look = warm_view(), Inspector()
+    look.during = lambda: view._feed(line("/containers/delete", POD))
+    view.inspect(POD, look)
+    assert len(view.inspected) == 0
+
+
+def test_the_shims_own_changes_drop_it() -> None:
+    view, look = warm_view(), Inspector()
+    view.inspect(POD, look)
+    view.touched(POD)
+    assert view.inspect(POD, look)["call"] == 2
+    with view.expecting(POD):
+        assert view.inspect(POD, look)["call"] == 3
+    assert view.inspect(POD, look)["call"] == 4  # dropped again on the way out
+
+
+def test_nothing_is_kept_unless_the_view_is_fresh_and_knows_the_id() -> None:
+    view, look = view_over([pod_row(POD)]), Inspector()
+    view.inspect(POD, look)
+    view.inspect(POD, look)
+    assert look.calls == 2  # not fresh yet
+    view._rebuild()
+    view.inspect("a" * 64, look)
+    view.inspect("a" * 64, look)
+    assert look.calls == 4  # unknown to the view
+    view.inspect(POD[:12], look)
+    view.inspect(POD[:12], look)
+    assert look.calls == 6  # a prefix is no id the events name
+
+
+def test_staleness_and_rebuilds_forget_everything() -> None:
+    view, look = warm_view(), Inspector()
+    view.inspect(POD, look)
+    view.invalidate()
+    assert not view.fresh
+    assert len(view.inspected) == 0
+    view.inspect(POD, look)
+    assert look.calls == 2
+    assert len(view.inspected) == 0
+    view._rebuild()
+    view.inspect(POD, look)
+    assert len(view.inspected) == 1
+    look.during = view._rebuild  # a rebuild while an inspect runs
+    view.touched(POD)
+    view.inspect(POD, look)
+    assert len(view.inspected) == 0
+
+
+def test_image_memo_forgets_on_image_events() -> None:
+    view = view_over([])
+    memo: ImageMemo[str] = ImageMemo(view)
+    calls: list[str] = []
+
+    def look(ref: str) -> str:
+        calls.append(ref)
+        return f"sha256:{len(calls)}"
+
+    assert memo.get("busybox", look) == "sha256:1"  # not fresh: not kept
+    view._rebuild()
+    assert memo.get("busybox", look) == "sha256:2"
+    assert memo.get("busybox", look) == "sha256:2"
+    envelope = {"Namespace": NS, "Topic": "/images/update", "Event": '{"name": "busybox"}'}
+    event = parse_event(json.dumps(envelope))
+    assert event is not None
+    view._feed(event)
+    assert memo.get("busybox", look) == "sha256:3"
+    assert calls == ["busybox"] * 3
+
+
+def test_image_memo_keeps_no_lookup_that_raced_the_shims_own_pull() -> None:
+    view = view_over([])
+    view._rebuild()
+    memo: ImageMemo[str] = ImageMemo(view)
+    calls: list[str] = []
+
+    def look(ref: str) -> str:
+        calls.append(ref)
+        if len(calls) == 1:
+            memo.clear()  # the shim's pull ended while this lookup ran
+        return f"sha256:{len(calls)}"
+
+    assert memo.get("busybox", look) == "sha256:1"
+    assert memo.get("busybox", look) == "sha256:2"
+    assert memo.get("busybox", look) == "sha256:2"
+
+
+def test_warm_image_answers_start_no_process_and_are_copies() -> None:
+    view = view_over([])
+    view._rebuild()
+    store = ImageStore(NerdctlRunner("/nonexistent/nerdctl", [], 1.0), NerdctlOptions(), view)
+    calls: list[str] = []
+
+    def listed() -> list[cri.Image]:
+        calls.append("images")
+        return [cri.Image(id="sha256:1", repo_tags=["docker.io/library/busybox:latest"])]
+
+    def status(image: str) -> cri.Image | None:
+        calls.append(image)
+        return cri.Image(id="sha256:1") if image == "busybox" else None
+
+    store.list = listed  # type: ignore[method-assign]
+    store.status = status  # type: ignore[method-assign]
+    first = store.list_images()
+    first[0].repo_tags.append("mutated")  # what a router does to merge engines
+    assert list(store.list_images()[0].repo_tags) == ["docker.io/library/busybox:latest"]
+    found = store.image_status("busybox")
+    assert found is not None
+    found.id = "mutated"
+    assert store.image_status("busybox") == cri.Image(id="sha256:1")
+    assert store.image_status("absent") is None
+    assert store.image_status("absent") is None  # an absence is asked again
+    assert calls == ["images", "busybox", "absent", "absent"]
+    store._changed()  # the shim's own pull or removal
+    store.list_images()
+    assert calls[-1] == "images"

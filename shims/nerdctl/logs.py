@@ -11,11 +11,10 @@ import time
 from collections.abc import Callable, Mapping
 
 from pycri.core.logcopy import LogCopiers
-
-from . import convert
-from .host import Cgroups, RuncState
-from .logsource import json_log_source
-from .options import NerdctlOptions
+from pycri_shims.nerdctl import convert
+from pycri_shims.nerdctl.host import Cgroups, RuncState
+from pycri_shims.nerdctl.logsource import json_log_source
+from pycri_shims.nerdctl.options import NerdctlOptions
 
 __all__ = ["LOG_DRAIN_TIMEOUT", "LOG_FLUSH", "LogFollowers"]
 
