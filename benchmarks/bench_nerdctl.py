@@ -39,6 +39,7 @@ from _lifecycle import STEPS, Record, cri_lifecycle, timed
 from pycri.api import api_pb2 as cri
 from pycri.client import CRIClient
 from pycri_shims.nerdctl import NerdctlOptions
+from pycri_shims.nerdctl.cni import PodNetwork
 
 CONTAINERD_CRI = "unix:///run/containerd/containerd.sock"
 BUSYBOX = "docker.io/library/busybox:latest"
@@ -376,8 +377,20 @@ def main() -> None:
                 remove_pods(native, containerd_pods)
                 for name in raw_names:
                     subprocess.run([*nerdctl.base, "rm", "-f", name], capture_output=True)
+                release_raw_networks(nerdctl)
                 pycri.close()
                 native.close()
+
+
+def release_raw_networks(nerdctl: Nerdctl) -> None:
+    """Remove the NAT rules raw nerdctl leaves: its ``rm`` hook runs CNI DEL without
+    the pod's address, so each raw pod keeps its masquerade rule and chain (3 lines of
+    ``iptables -t nat -S``). The shim's own start-up sweep (cni.py) does the same."""
+    options = nerdctl.options
+    live = nerdctl("ps", "-a", "-q", "--no-trunc").split()
+    swept = PodNetwork(options.namespace, options.cni_path, options.cni_netconfpath).sweep(live)
+    if swept:
+        print(f"released {swept} CNI rule(s) and cache(s) raw nerdctl left")
 
 
 def scale(
