@@ -201,6 +201,35 @@ def p99(samples: list[float]) -> float:
     return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
 
 
+def latency_table(
+    rpcs: tuple[str, ...],
+    samples: tuple[Timings, Timings],
+    counts: tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]],
+    raw: tuple[float, ...],
+    raw_label: str,
+    ratio_of: str,
+) -> None:
+    """pycri's and containerd's p50 and p99 per RPC side by side, pycri's processes
+    per call (``counts``: its process counts before and after), the raw nerdctl
+    command's median, and pycri/containerd at ``ratio_of`` ("p50" or "p99")."""
+    ours, theirs = samples
+    before, after = counts
+    point = statistics.median if ratio_of == "p50" else p99
+    print(
+        f"{'RPC':<18}{'pycri p50':>11}{'p99':>8}{'procs/RPC':>11}{'containerd p50':>16}"
+        f"{'p99':>8}{raw_label:>17}{ratio_of + ' ratio':>11}"
+    )
+    for index, rpc in enumerate(rpcs):
+        calls = after[rpc]["rpcs"] - before.get(rpc, {}).get("rpcs", 0)
+        spent = after[rpc]["processes"] - before.get(rpc, {}).get("processes", 0)
+        print(
+            f"{rpc:<18}{statistics.median(ours[rpc]):>11.2f}{p99(ours[rpc]):>8.2f}"
+            f"{spent / max(calls, 1):>11.2f}"
+            f"{statistics.median(theirs[rpc]):>16.2f}{p99(theirs[rpc]):>8.2f}{raw[index]:>17.1f}"
+            f"{point(ours[rpc]) / point(theirs[rpc]):>11.2f}"
+        )
+
+
 def populate(client: CRIClient, logs: Path, count: int, per_pod: int, created: list[str]) -> None:
     """``count`` pods of ``per_pod`` running containers, four at a time."""
 
@@ -284,19 +313,7 @@ def statuses(
         median_ms(lambda: nerdctl("container", "inspect", ours_ids[0])),
     )
     print(f"\nwarm statuses of one running pod, {len(ours[STATUSES[0]])} calls each")
-    print(
-        f"{'RPC':<18}{'pycri p50':>11}{'p99':>8}{'procs/RPC':>11}"
-        f"{'containerd p50':>16}{'p99':>8}{'nerdctl inspect':>17}{'p50 ratio':>11}"
-    )
-    for index, rpc in enumerate(STATUSES):
-        calls = after[rpc]["rpcs"] - before.get(rpc, {}).get("rpcs", 0)
-        spent = after[rpc]["processes"] - before.get(rpc, {}).get("processes", 0)
-        print(
-            f"{rpc:<18}{statistics.median(ours[rpc]):>11.2f}{p99(ours[rpc]):>8.2f}"
-            f"{spent / max(calls, 1):>11.2f}"
-            f"{statistics.median(theirs[rpc]):>16.2f}{p99(theirs[rpc]):>8.2f}{raw[index]:>17.1f}"
-            f"{statistics.median(ours[rpc]) / statistics.median(theirs[rpc]):>11.2f}"
-        )
+    latency_table(STATUSES, (ours, theirs), (before, after), raw, "nerdctl inspect", "p50")
     remove_pods(pycri, created[0])
     remove_pods(native, created[1])
 
@@ -427,19 +444,7 @@ def scale(
         ),
         median_ms(lambda: nerdctl("ps", "-a", "--format", "json", "--filter", f"{kind}=container")),
     )
-    print(
-        f"{'RPC':<16}{'pycri p50':>11}{'p99':>8}{'procs/list':>12}"
-        f"{'containerd p50':>16}{'p99':>8}{'nerdctl ps':>12}{'p99 ratio':>11}"
-    )
-    for index, rpc in enumerate(LISTS):
-        calls = after[rpc]["rpcs"] - before.get(rpc, {}).get("rpcs", 0)
-        spent = after[rpc]["processes"] - before.get(rpc, {}).get("processes", 0)
-        print(
-            f"{rpc:<16}{statistics.median(ours[rpc]):>11.2f}{p99(ours[rpc]):>8.2f}"
-            f"{spent / max(calls, 1):>12.2f}"
-            f"{statistics.median(theirs[rpc]):>16.2f}{p99(theirs[rpc]):>8.2f}"
-            f"{raw[index]:>12.1f}{p99(ours[rpc]) / p99(theirs[rpc]):>11.2f}"
-        )
+    latency_table(LISTS, (ours, theirs), (before, after), raw, "nerdctl ps", "p99")
     remove_pods(pycri, pycri_pods)
     remove_pods(native, containerd_pods)
 
