@@ -5,7 +5,23 @@ from collections.abc import Iterator
 
 import pytest
 
+from pycri.core.runtime import CRIRuntime
 from pycri.testing import FakeEndpoint, require_real, serve_fake
+from pycri_shims.fake import FakeShim
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeShim]:
+    """A fake shim with its default images (a module may override it with others)."""
+    shim = FakeShim()
+    yield shim
+    shim.close()
+
+
+@pytest.fixture
+def runtime(fake: FakeShim) -> CRIRuntime:
+    """Core's CRI over ``fake``, called as Python methods."""
+    return CRIRuntime(fake)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import ipaddress
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -41,18 +41,6 @@ def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 5.0) -> 
 
 def fake_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("pycri-fake")]
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeShim]:
-    shim = FakeShim()
-    yield shim
-    shim.close()
-
-
-@pytest.fixture
-def runtime(fake: FakeShim) -> CRIRuntime:
-    return CRIRuntime(fake)
 
 
 def pod_config(

@@ -9,7 +9,6 @@ kept bytes never outlive a change to what they show.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import grpc
 import pytest
@@ -20,18 +19,6 @@ from pycri.core.runtime import CRIRuntime
 from pycri.errors import InternalError, InvalidArgumentError, UnavailableError
 from pycri.testing import FakeEndpoint
 from pycri_shims.fake import FakeShim
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeShim]:
-    shim = FakeShim()
-    yield shim
-    shim.close()
-
-
-@pytest.fixture
-def runtime(fake: FakeShim) -> CRIRuntime:
-    return CRIRuntime(fake)
 
 
 def run_pod(runtime: CRIRuntime, name: str, **labels: str) -> str:
