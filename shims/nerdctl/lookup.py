@@ -40,7 +40,13 @@ class Lookup:
         self.runner = runner
         self.options = options
         #: lists and lookups without a process while it is fresh (view.py); rebuilt by ps
-        self.view = ContainerView(runner, options.namespace, lambda: self.ps(None), on_event)
+        self.view = ContainerView(
+            runner,
+            options.namespace,
+            lambda: self.ps(None),
+            on_event,
+            engine_socket=options.address.removeprefix("unix://"),
+        )
 
     def inspect(self, object_id: str, kind: str) -> dict[str, Any]:
         """``container inspect`` of a pycri pod or container (NotFoundError otherwise);

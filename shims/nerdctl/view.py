@@ -2,7 +2,7 @@
 
 A cache, never the record: :class:`ContainerView` is rebuilt from ``nerdctl
 ps -a`` when it starts and whenever its ``nerdctl events`` process ends
-(containerd restarted, the process killed), and the shim falls back to its
+(containerd stopped: its socket gone; the process killed), and the shim falls back to its
 subprocess path whenever :meth:`ContainerView.rows` answers ``None`` (not
 fresh: the stream is down or the view is being rebuilt).
 
@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import threading
 import time
@@ -86,8 +87,10 @@ class ContainerView:
         namespace: str,
         snapshot: Callable[[], list[dict[str, Any]]],
         on_event: Callable[[EngineEvent], None] | None = None,
+        engine_socket: str | None = None,
     ) -> None:
         self.runner = runner
+        self._engine_socket = engine_socket
         self.namespace = namespace
         self._snapshot = snapshot
         self._on_event = on_event
@@ -150,12 +153,21 @@ class ContainerView:
 
     @property
     def fresh(self) -> bool:
+        with self._lock:
+            return self._is_fresh()
+
+    def _is_fresh(self) -> bool:
+        """(Under the lock.) Fresh, and containerd's socket still there: a stopped
+        containerd removes it at once, while its event stream takes a moment to end."""
+        if self._fresh and self._engine_socket and not os.path.exists(self._engine_socket):
+            log.warning("%s is gone: lists use nerdctl ps until it is back", self._engine_socket)
+            self._mark_stale()
         return self._fresh
 
     def entries(self) -> list[Entry] | None:
         """Every known container whose labels are known; None when the view is not fresh."""
         with self._lock:
-            if not self._fresh:
+            if not self._is_fresh():
                 return None
             return [e for e in self._entries.values() if e.labels is not None]
 
@@ -168,7 +180,7 @@ class ContainerView:
         """``make`` of the row of every container of pycri ``kind``, kept until it changes;
         None when the view is not fresh."""
         with self._lock:
-            if not self._fresh:
+            if not self._is_fresh():
                 return None
             made: list[T] = []
             for entry in self._entries.values():
@@ -184,7 +196,7 @@ class ContainerView:
     def image_epoch(self) -> int | None:
         """What ImageMemo keys its answers by; None when the view is not fresh."""
         with self._lock:
-            return self._image_epoch if self._fresh else None
+            return self._image_epoch if self._is_fresh() else None
 
     def images_changed(self) -> None:
         with self._lock:
@@ -193,7 +205,7 @@ class ContainerView:
     def entry(self, container_id: str) -> tuple[bool, Entry | None]:
         """(fresh, the container's entry); an entry is only trusted when fresh."""
         with self._lock:
-            if not self._fresh:
+            if not self._is_fresh():
                 return False, None
             entry = self._entries.get(container_id)
             if entry is not None and entry.labels is None:
@@ -238,7 +250,7 @@ class ContainerView:
         while the view is fresh and knows it (memo.InspectMemo)."""
         with self._lock:
             entry = self._entries.get(object_id)
-            trusted = self._fresh and entry is not None and entry.labels is not None
+            trusted = self._is_fresh() and entry is not None and entry.labels is not None
         return self.inspected.get(object_id, look, trusted)
 
     def await_state(self, container_id: str, done: Callable[[Entry | None], bool]) -> None:

@@ -253,6 +253,36 @@ def test_a_missed_event_makes_the_view_stale() -> None:
     assert view.rows() is None
 
 
+def test_a_vanished_containerd_socket_makes_the_view_stale(tmp_path: Path) -> None:
+    """A stopped containerd removes its socket before its event stream has ended:
+    nothing is answered from the view or its memo meanwhile (CI caught a list
+    answered from memory 1 run in 5, engine stopped)."""
+    socket = tmp_path / "containerd.sock"
+    socket.touch()
+    pod = "9" * 64
+    view = ContainerView(
+        NerdctlRunner("/nonexistent/nerdctl", [], 1.0),
+        NS,
+        lambda: [pod_row(pod)],
+        engine_socket=str(socket),
+    )
+    view._rebuild()
+    look = Inspector()
+    view.inspect(pod, look)
+    assert view.rows() is not None
+    socket.unlink()
+    assert view.rows() is None
+    assert view.converted("podsandbox", convert.pod_from_row) is None
+    assert view.entry(pod) == (False, None)
+    assert view.image_epoch() is None
+    view.inspect(pod, look)
+    assert look.calls == 2  # asked containerd, which answers UNAVAILABLE
+    socket.touch()  # back, but events may have been missed: only a rebuild makes it fresh
+    assert not view.fresh
+    view._rebuild()
+    assert view.fresh
+
+
 def test_await_state_returns_once_the_event_is_in() -> None:
     pod = "e" * 64
     view = view_over([pod_row(pod)])
