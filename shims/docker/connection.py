@@ -16,6 +16,7 @@ from docker.transport.unixconn import UnixHTTPAdapter
 from pycri.errors import UnavailableError
 from pycri_shims.docker.calls import DockerCallCounter
 from pycri_shims.docker.errors import docker_errors
+from pycri_shims.docker.transport import UnixTransport, install
 
 __all__ = ["DEFAULT_DOCKER_HOST", "DockerConnection"]
 
@@ -64,6 +65,7 @@ class DockerConnection:
         self.timeout = timeout
         self._lock = threading.Lock()
         self._client: Any = None
+        self._transport: UnixTransport | None = None
         self._hooks: list[Callable[[], None]] = []
         self._closed = False
         #: Docker API requests per CRI RPC (see calls.py)
@@ -92,6 +94,10 @@ class DockerConnection:
                         max_pool_size=POOL_SIZE,
                     )
                     _one_pool(self._client.api)
+                    if self.base_url.startswith("unix://"):
+                        self._transport = install(
+                            self._client.api, self.base_url.removeprefix("unix://")
+                        )
                     self.counter.instrument(self._client.api)
                 log.info(
                     "talking to the Docker daemon at %s (API %s)",
@@ -140,10 +146,16 @@ class DockerConnection:
             if self._client is not None:
                 log.warning("lost the Docker daemon at %s", self.base_url)
             self._client = None
+            transport, self._transport = self._transport, None
+        if transport is not None:
+            transport.close()  # idle ones now; those in flight as they finish
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
             client, self._client = self._client, None
+            transport, self._transport = self._transport, None
+        if transport is not None:
+            transport.close()
         if client is not None:
             client.close()
