@@ -221,7 +221,7 @@ class Containers:
     def stop(self, container_id: str, timeout: int) -> None:
         with self._conn.errors(f"stopping container {container_id[:13]}"):
             self._conn.api.stop(container_id, timeout=timeout)
-        self._logs.wait(container_id, LOG_DRAIN_SECONDS)
+        self._logs.drain_exited(container_id, LOG_DRAIN_SECONDS)
 
     def remove(self, container_id: str) -> None:
         self._logs.stop(container_id)
@@ -300,7 +300,7 @@ class Containers:
         if cri_state == cri.CONTAINER_EXITED:
             # containerd's order: the CRI log holds what the container wrote
             # before anyone is told it exited (critest reads it at once)
-            self._logs.wait(container_id, LOG_DRAIN_SECONDS)
+            self._logs.drain_exited(container_id, LOG_DRAIN_SECONDS)
         exit_code = int(state.get("ExitCode") or 0)
         status = cri.ContainerStatus(
             id=data["Id"],

@@ -47,7 +47,12 @@ class _Follow:
     """An open log stream, so that stop() can cut a blocked read short."""
 
     response: requests.Response
+    #: whether drain_exited may cut it: a follow of a multiplexed log (a terminal's is
+    #: read by lines, which a cut could leave half read; a catch-up read must finish)
+    cuttable: bool = False
     stopping: bool = False
+    #: cut because the container exited: the copier reads the rest without follow
+    exited: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -158,7 +163,21 @@ class DockerLogs:
     def reopen(self, container_id: str) -> bool:
         return self._copiers.reopen(container_id)
 
-    def wait(self, container_id: str, timeout: float) -> None:
+    def drain_exited(self, container_id: str, timeout: float) -> None:
+        """The container has exited: let its copier write the last lines.
+
+        Docker closes a container's log before it reports the container
+        stopped, so the file is complete now; but dockerd ends a follow some
+        milliseconds later. The follow is cut at once instead, and the copier
+        reads what is left without follow (as after dockerd's early ends).
+        """
+        with self._lock:
+            current = self._follows.get(container_id)
+        if current is not None and current.cuttable:
+            with current.lock:
+                current.exited = True
+            # the copier sees the end (a frame cut short is dropped, and read again)
+            shutdown(current.response, close=False)
         self._copiers.wait(container_id, timeout)
 
     def stop(self, container_id: str) -> None:
@@ -265,7 +284,7 @@ class DockerLogs:
             log.log(logging.DEBUG if quiet else logging.WARNING, "%s", mapped)
             yield None
             return
-        current = _Follow(response)
+        current = _Follow(response, cuttable=follow and not tty)
         with self._lock:
             self._follows[container_id] = current
         try:
@@ -276,6 +295,8 @@ class DockerLogs:
         except Exception as err:
             with current.lock:
                 quiet = current.stopping or stop.is_set()
+                if current.exited and not quiet:
+                    return  # cut by drain_exited: the caller reads the rest
             if not quiet:
                 # the daemon went away mid-stream; a later list or reconnect resumes it
                 log.warning(

@@ -76,15 +76,17 @@ def response_socket(response: requests.Response) -> socket.socket | None:
     return sock if isinstance(sock, socket.socket) else None
 
 
-def shutdown(response: requests.Response) -> None:
-    """End a stream now, even while another thread is blocked reading it."""
+def shutdown(response: requests.Response, *, close: bool = True) -> None:
+    """End a stream now, even while another thread is blocked reading it (which then
+    reads its end); ``close=False`` leaves closing the response to that thread."""
     sock = response_socket(response)
     if sock is not None:
         try:
             sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass  # already closed
-    response.close()
+    if close:
+        response.close()
 
 
 def _read_exact(read: Callable[[int], bytes], size: int) -> bytes:

@@ -115,6 +115,35 @@ class ContainerConformance(ConformanceBase):
         lost = [i for i, lines in enumerate(found) if lines != [f"line {i}".encode()]]
         assert not lost, f"{len(lost)} of {rounds} logs incomplete at EXITED: {lost[:10]}"
 
+    def test_log_is_whole_after_a_stop_mid_write(
+        self, client: CRIClient, pods: PodFactory, conformance: ConformanceConfig
+    ) -> None:
+        """Stopped while it writes: at EXITED the log has every line, in order and once,
+        and nothing comes after (the docker shim cuts its log follow short at the
+        exit and reads the rest again: a frame cut in two must be read again,
+        never twice)."""
+        pod_id, pod_config = pods.run()
+        burst = "i=0; while true; do echo line $i; i=$((i+1)); done"  # as fast as it goes
+        for index in range(3):
+            name = f"stopped-{index}"
+            container_id = pods.container(pod_id, pod_config, name, ["sh", "-c", burst])
+            log_path = Path(pod_config.log_directory) / f"{name}.log"
+
+            def written(path: Path = log_path) -> bool:
+                return path.exists() and path.stat().st_size > 2000
+
+            wait_for(written, 20, "lines")
+            client.stop_container(cri.StopContainerRequest(container_id=container_id, timeout=0))
+            assert self.status(client, container_id).state == cri.CONTAINER_EXITED
+            at_exit = log_path.read_bytes()
+            lines = [parse_log_line(raw) for raw in at_exit.splitlines()]
+            assert not [ln for ln in lines if ln.partial]
+            numbers = [int(ln.message.split()[1]) for ln in lines]
+            assert numbers == list(range(len(numbers))), "lines lost or written twice"
+            time.sleep(0.5)
+            assert log_path.read_bytes() == at_exit, "lines came after EXITED"
+            client.remove_container(cri.RemoveContainerRequest(container_id=container_id))
+
     def test_exec_sync(
         self, client: CRIClient, pods: PodFactory, conformance: ConformanceConfig
     ) -> None:
