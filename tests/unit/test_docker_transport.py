@@ -54,12 +54,14 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             status, payload = 200, {"Id": "c" * 64, "path": self.path}
         data = json.dumps(payload).encode()
+        # read before answering: once the answer is out the test may change it
+        closing = self.server.close_after
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
-        if self.server.close_after:
+        if closing:
             self.close_connection = True  # the connection ends once idle
 
     do_GET = do_POST = do_DELETE = _answer
