@@ -71,7 +71,7 @@ class _Handler(BaseHTTPRequestHandler):
 def daemon(tmp_path: Path) -> Iterator[_Server]:
     server = _Server(str(tmp_path / "d.sock"), _Handler)
     server.seen, server.connections, server.close_after = [], 0, False
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     yield server
     server.shutdown()
