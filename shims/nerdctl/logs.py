@@ -88,12 +88,18 @@ class LogFollowers:
     def alive_check(self, container_id: str, cgroup_parent: str) -> Callable[[], bool]:
         """Whether the container's init still runs, from files (no nerdctl process)."""
         runc_root, namespace, cgroups = self.options.runc_root, self.options.namespace, self.cgroups
+        # a task's init process is its own for life: runc's state.json (kilobytes of
+        # JSON) is read until found, then each check reads only /proc/<pid>/stat
+        known: list[RuncState] = []
 
         def alive() -> bool:
-            state = RuncState.load(runc_root, namespace, container_id)
-            if state is not None:
-                return state.alive()
-            # no runc state (another OCI runtime?): any process left in its cgroup
-            return bool(cgroups.procs(container_id, cgroup_parent))
+            if not known:
+                state = RuncState.load(runc_root, namespace, container_id)
+                if state is None:
+                    # no runc state (not started, another OCI runtime?): any process
+                    # left in its cgroup
+                    return bool(cgroups.procs(container_id, cgroup_parent))
+                known.append(state)
+            return known[0].alive()
 
         return alive
