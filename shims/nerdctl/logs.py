@@ -2,6 +2,8 @@
 
 One :class:`~pycri.core.logcopy.LogCopier` per container reads the file
 nerdctl's logging driver writes (logsource.py); no process is involved.
+The copiers sleep until their file changes or their container exits: one
+:class:`~pycri.core.wakeups.Wakeups` thread of the shim wakes them.
 """
 
 from __future__ import annotations
@@ -9,8 +11,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from pycri.core.logcopy import LogCopiers
+from pycri.core.wakeups import Wakeups, Watch
 from pycri_shims.nerdctl import convert
 from pycri_shims.nerdctl.host import Cgroups, RuncState
 from pycri_shims.nerdctl.logsource import json_log_source
@@ -24,21 +28,36 @@ LOG_DRAIN_TIMEOUT = 2.0
 LOG_FLUSH = 0.25
 
 
+@dataclass(frozen=True)
+class _Signals:
+    """What a copier's follower waits on: ``wake`` (its file changed or its
+    container exited, from :class:`Wakeups`) and ``done`` (read to the end, stop)."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    wake: threading.Event = field(default_factory=threading.Event)
+
+    def finish(self) -> None:
+        self.done.set()
+        self.wake.set()  # a sleeping follower sees ``done`` at once
+
+
 class LogFollowers:
-    """Log copiers by container id, each with the event that tells it to finish."""
+    """Log copiers by container id, each with the signals that tell it to finish."""
 
     def __init__(self, options: NerdctlOptions, cgroups: Cgroups) -> None:
         self.options = options
         self.cgroups = cgroups
         self.copiers = LogCopiers()
-        self._done: dict[str, threading.Event] = {}
+        self.wakeups = Wakeups()
+        self._signals: dict[str, _Signals] = {}
         self._lock = threading.Lock()
 
     def close(self) -> None:
         with self._lock:
-            for done in self._done.values():
-                done.set()  # copiers read to the end of their files and stop
+            for signals in self._signals.values():
+                signals.finish()  # copiers read to the end of their files and stop
         self.copiers.stop_all()
+        self.wakeups.close()
 
     def attach(self, container_id: str, labels: Mapping[str, str]) -> None:
         """Start copying the container's json log into its CRI log file (joined labels)."""
@@ -48,38 +67,45 @@ class LogFollowers:
             return
         engine_log = f"{state_dir}/{container_id}-json.log"
         with self._lock:
-            done = self._done.setdefault(container_id, threading.Event())
+            signals = self._signals.setdefault(container_id, _Signals())
         alive = self.alive_check(container_id, meta.extra.get("cgroup-parent", ""))
-        source = json_log_source(engine_log, alive, done)
+
+        def watch() -> Watch:  # opened by the follower as it starts
+            state = RuncState.load(self.options.runc_root, self.options.namespace, container_id)
+            if state is None:
+                return self.wakeups.watch(signals.wake, state_dir)
+            return self.wakeups.watch(signals.wake, state_dir, state.init_pid, state.alive)
+
+        source = json_log_source(engine_log, alive, signals.done, watch=watch)
         self.copiers.ensure(container_id, meta.log_path, source)
 
     def complete(self, container_id: str, labels: Mapping[str, str], finished_ns: int) -> None:
         """Once a container has exited, its CRI log holds all it wrote: the kubelet
         and critest read it as soon as the status says EXITED."""
         with self._lock:
-            done = self._done.get(container_id)
-        if done is None:  # exited before its copier started, or before a restart
+            signals = self._signals.get(container_id)
+        if signals is None:  # exited before its copier started, or before a restart
             self.attach(container_id, labels)
             with self._lock:
-                done = self._done.get(container_id)
-        if done is None:
+                signals = self._signals.get(container_id)
+        if signals is None:
             return  # no CRI log to write
-        if not done.is_set():
+        if not signals.done.is_set():
             # nerdctl's logger outlives the container (until its task is deleted), so
             # only time says it has written the last output: give it LOG_FLUSH
             age = time.time() - finished_ns / 1e9 if finished_ns else 0.0
             if age < LOG_FLUSH:
                 time.sleep(LOG_FLUSH - max(age, 0.0))
-            done.set()  # the copier reads to the end of the file and stops
+            signals.finish()  # the copier reads to the end of the file and stops
         self.copiers.wait(container_id, LOG_DRAIN_TIMEOUT)
 
     def forget(self, container_id: str) -> None:
         """The container is gone: let its copier write what is left, then forget it."""
         with self._lock:
-            done = self._done.pop(container_id, None)
-        if done is not None:
-            done.set()
-        self.copiers.finish(container_id, LOG_DRAIN_TIMEOUT if done is not None else 0)
+            signals = self._signals.pop(container_id, None)
+        if signals is not None:
+            signals.finish()
+        self.copiers.finish(container_id, LOG_DRAIN_TIMEOUT if signals is not None else 0)
 
     def reopen(self, container_id: str) -> bool:
         """ReopenContainerLog on a live copier; False when there is none."""
