@@ -16,7 +16,9 @@ info); warm ContainerStatus and PodSandboxStatus latency (median and p99,
 raw ``nerdctl container inspect``, with their processes per RPC; and, with
 ``--scale N``, list latency (median and p99) with N pods of
 ``--containers`` running containers each (a full node: 110 pods x 2), and
-the nerdctl processes each list cost. Everything created is removed again.
+the nerdctl processes each list cost, and the CPU pycri-server and
+containerd use meanwhile with no RPC at all (the log followers of a full
+node at rest). Everything created is removed again.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from _lifecycle import STEPS, Record, cri_lifecycle, timed
+from bench_server import cpu_seconds
 
 from pycri.api import api_pb2 as cri
 from pycri.client import CRIClient
@@ -151,7 +154,8 @@ def raw_lifecycle(nerdctl: Nerdctl, timings: Timings, created: list[str]) -> Non
 
 
 @contextmanager
-def pycri_server(directory: Path) -> Iterator[str]:
+def pycri_server(directory: Path) -> Iterator[tuple[str, int]]:
+    """The endpoint and pid of ``pycri-server --shim nerdctl`` in ``directory``."""
     sock = directory / "pycri.sock"
     endpoint = f"unix://{sock}"
     command = [sys.executable, "-m", "pycri.server.main", "--shim", "nerdctl"]
@@ -168,7 +172,7 @@ def pycri_server(directory: Path) -> Iterator[str]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"pycri-server did not start: {directory / 'server.log'}")
             time.sleep(0.05)
-        yield endpoint
+        yield endpoint, process.pid
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -363,7 +367,7 @@ def main() -> None:
     raw_names: list[str] = []
     with tempfile.TemporaryDirectory(prefix="pycri-bench-") as tmp:
         logs = Path(tmp) / "logs"
-        with pycri_server(Path(tmp)) as endpoint:
+        with pycri_server(Path(tmp)) as (endpoint, server_pid):
             pycri = CRIClient(endpoint, timeout=120)
             native = CRIClient(CONTAINERD_CRI, timeout=120)
             try:
@@ -388,7 +392,8 @@ def main() -> None:
                 report(columns, counts)
                 statuses(pycri, native, nerdctl, logs, (pycri_pods, containerd_pods), args.repeat)
                 if args.scale:
-                    scale(args, pycri, native, nerdctl, logs, pycri_pods, containerd_pods)
+                    scale(args, (pycri, native), nerdctl, logs, (pycri_pods, containerd_pods))
+                    idle(server_pid, args.scale, args.containers)
             finally:
                 remove_pods(pycri, pycri_pods)
                 remove_pods(native, containerd_pods)
@@ -412,13 +417,13 @@ def release_raw_networks(nerdctl: Nerdctl) -> None:
 
 def scale(
     args: argparse.Namespace,
-    pycri: CRIClient,
-    native: CRIClient,
+    clients: tuple[CRIClient, CRIClient],
     nerdctl: Nerdctl,
     logs: Path,
-    pycri_pods: list[str],
-    containerd_pods: list[str],
+    created: tuple[list[str], list[str]],
 ) -> None:
+    """Lists at scale; the pods stay for :func:`idle` (removed with the others)."""
+    (pycri, native), (pycri_pods, containerd_pods) = clients, created
     count, per_pod, repeat = args.scale, args.containers, args.repeat
     print(f"\nlists with {count} running pods of {per_pod} containers each, {repeat} calls each")
     started = time.monotonic()
@@ -445,8 +450,20 @@ def scale(
         median_ms(lambda: nerdctl("ps", "-a", "--format", "json", "--filter", f"{kind}=container")),
     )
     latency_table(LISTS, (ours, theirs), (before, after), raw, "nerdctl ps", "p99")
-    remove_pods(pycri, pycri_pods)
-    remove_pods(native, containerd_pods)
+
+
+def idle(server_pid: int, count: int, per_pod: int, seconds: float = 10.0) -> None:
+    """pycri-server's and containerd's CPU with the scale test's pods and no RPC."""
+    found = subprocess.run(["pgrep", "-o", "-x", "containerd"], capture_output=True, text=True)
+    pids = {"pycri-server": server_pid, "containerd": int(found.stdout.split()[0])}
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    time.sleep(seconds)
+    use = {name: 100 * (cpu_seconds(pid) - before[name]) / seconds for name, pid in pids.items()}
+    print(
+        f"\nat rest with {count} pods of {per_pod} containers each, over {seconds:.0f} s:"
+        f" pycri-server {use['pycri-server']:.1f}% of a core,"
+        f" containerd {use['containerd']:.1f}% (it runs both sides' containers)"
+    )
 
 
 if __name__ == "__main__":
