@@ -75,6 +75,12 @@ class _Inotify:
         self._remove(self.fd, wd)  # fails harmlessly once the kernel dropped it
 
 
+def _readable(fd: int) -> bool:
+    probe = select.poll()  # not select(): descriptors past 1023 are common here
+    probe.register(fd, select.POLLIN)
+    return bool(probe.poll(0))
+
+
 class Watch:
     """One waiter's watches: its directory, and the process whose exit it waits for."""
 
@@ -189,11 +195,7 @@ class Wakeups:
 
     def _run(self) -> None:
         while True:
-            try:
-                ready = self._epoll.poll()
-            except InterruptedError:
-                continue
-            for fd, _ in ready:
+            for fd, _ in self._epoll.poll():
                 if fd == self._closing:
                     return
                 with self._lock:
@@ -201,9 +203,12 @@ class Wakeups:
                         woken = self._inotify_events(self._inotify.fd)
                     else:
                         watch = self._by_pidfd.get(fd)
-                        woken = [watch] if watch is not None else []
-                        if watch is not None:
-                            self._drop_pidfd(watch)  # an exit happens once
+                        # the number may have been closed and reused since poll() said
+                        # ready: only a pidfd still readable is an exit
+                        if watch is None or not _readable(fd):
+                            continue
+                        woken = [watch]
+                        self._drop_pidfd(watch)  # an exit happens once
                 for watch in woken:
                     watch.event.set()
 
