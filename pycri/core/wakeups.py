@@ -150,9 +150,14 @@ class Wakeups:
         except OSError as err:  # ENOSYS before Linux 5.3, EMFILE
             log.warning("cannot watch process %d: %s", pid, err)
             return
+        try:
+            self._epoll.register(pidfd, select.EPOLLIN)
+        except OSError as err:  # ENOSPC: fs.epoll.max_user_watches
+            os.close(pidfd)
+            log.warning("cannot watch process %d: %s", pid, err)
+            return
         watch._pidfd, watch.exit = pidfd, True
         self._by_pidfd[pidfd] = watch
-        self._epoll.register(pidfd, select.EPOLLIN)
         if still_ours is not None and not still_ours():
             watch.event.set()  # the pid was reused before the pidfd was opened
 
