@@ -93,7 +93,8 @@ class Watch:
         self._pidfd: int | None = None
 
     def close(self) -> None:
-        """Stop watching (idempotent); the event is left as it is."""
+        """Stop watching (idempotent): once this returns, the watcher leaves the
+        event alone; its state is left as it is."""
         self._owner._drop(self)
 
 
@@ -214,8 +215,8 @@ class Wakeups:
                             continue
                         woken = [watch]
                         self._drop_pidfd(watch)  # an exit happens once
-                for watch in woken:
-                    watch.event.set()
+                    for watch in woken:  # under the lock: a closed watch is never set
+                        watch.event.set()
 
     def _inotify_events(self, fd: int) -> list[Watch]:
         """The waiters the queued inotify events concern (lock held)."""

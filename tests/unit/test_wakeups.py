@@ -209,7 +209,9 @@ def test_a_watched_follower_sleeps_until_a_line_and_ends_at_the_exit(
         while not lines and time.monotonic() < deadline:
             time.sleep(0.01)
         assert lines == [b"first"]
-        time.sleep(0.1)  # its first quiet turn
+        deadline = time.monotonic() + QUICK
+        while turns < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)  # its first quiet turn: it reads the clock, then sleeps
         before = turns
         time.sleep(0.5)  # a polling follower takes 3 more turns in this time
         assert turns == before
